@@ -1,1 +1,9 @@
-//! (in progress)
+//! The pure core: no IO, no clocks, no randomness. Everything here is a function of its inputs
+//! and is unit-tested directly.
+
+pub mod allowlist;
+pub mod check;
+pub mod duration;
+pub mod model;
+pub mod status;
+pub mod thresholds;

@@ -1,0 +1,417 @@
+//! Status as a value: the next status and the Events to publish are a pure function of the
+//! previous status, the poll result and the spec. The controller only writes what this returns,
+//! and only when it differs from what is stored (ignoring timestamps).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::core::model::{Limit, Quota, Sample};
+use crate::core::thresholds::{self, Policy};
+use crate::crd::{CloudQuotaStatus, Level, ResourceStatus};
+
+pub const READY: &str = "Ready";
+pub const THRESHOLD_EXCEEDED: &str = "ThresholdExceeded";
+/// Ready reason while polling works.
+pub const REASON_SYNCED: &str = "Synced";
+/// Ready reason while `spec.suspend` is true.
+pub const REASON_SUSPENDED: &str = "Suspended";
+
+/// Event reasons (the `reason` of events.k8s.io Events).
+pub mod reasons {
+    pub const THRESHOLD_EXCEEDED: &str = "ThresholdExceeded";
+    pub const THRESHOLD_RECOVERED: &str = "ThresholdRecovered";
+    pub const LIMIT_CHANGED: &str = "LimitChanged";
+    pub const QUOTA_FETCH_FAILED: &str = "QuotaFetchFailed";
+    pub const QUOTA_FETCH_RECOVERED: &str = "QuotaFetchRecovered";
+}
+
+/// Normal or Warning, as Kubernetes Events spell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+/// One Event to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSpec {
+    pub type_: EventType,
+    pub reason: &'static str,
+    /// Machine-readable action, e.g. `Poll`.
+    pub action: &'static str,
+    pub note: String,
+}
+
+/// Why a poll failed, already free of secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// CamelCase reason used for the Ready condition, e.g. `AuthFailed`.
+    pub reason: String,
+    pub message: String,
+}
+
+/// What happened this round.
+#[derive(Debug, Clone)]
+pub enum PollOutcome<'a> {
+    Synced {
+        sample: &'a Sample,
+        policy: &'a Policy,
+    },
+    Failed(Failure),
+    Suspended,
+}
+
+/// The next status and the Events that lead to it.
+#[derive(Debug, Clone)]
+pub struct Next {
+    pub status: CloudQuotaStatus,
+    pub events: Vec<EventSpec>,
+}
+
+fn condition(
+    prev: &[Condition],
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    let status = if status { "True" } else { "False" }.to_string();
+    // lastTransitionTime moves only when the status flips (API conventions).
+    let last_transition_time = prev
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(now));
+    Condition {
+        type_: type_.to_string(),
+        status,
+        reason: reason.to_string(),
+        message,
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+fn find<'a>(conds: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conds.iter().find(|c| c.type_ == type_)
+}
+
+/// A resource's label in notes and summaries: `name` or `name@zone`.
+pub fn resource_label(name: &str, zone: Option<&str>) -> String {
+    match zone {
+        Some(z) => format!("{name}@{z}"),
+        None => name.to_string(),
+    }
+}
+
+fn label(r: &ResourceStatus) -> String {
+    resource_label(&r.name, r.zone.as_deref())
+}
+
+fn amount(r: &ResourceStatus) -> String {
+    let unit = r
+        .unit
+        .as_deref()
+        .map(|u| format!(" {u}"))
+        .unwrap_or_default();
+    match (r.limit, r.usage_percent) {
+        (Some(l), Some(p)) => format!("{}/{}{unit} ({}%)", r.used, l, trim_pct(p)),
+        _ => format!("{}{unit}/unlimited", r.used),
+    }
+}
+
+fn trim_pct(p: f64) -> String {
+    if p.fract() == 0.0 {
+        format!("{p:.0}")
+    } else {
+        format!("{p}")
+    }
+}
+
+fn resource_status(q: &Quota, level: Level) -> ResourceStatus {
+    let limit = q.limit.value();
+    ResourceStatus {
+        name: q.name.clone(),
+        zone: q.zone.clone(),
+        used: q.used,
+        limit,
+        unlimited: q.limit == Limit::Unlimited,
+        reserved: q.reserved,
+        min: q.min,
+        max: q.max,
+        unit: q.unit.clone(),
+        usage_percent: limit.map(|l| thresholds::usage_percent(q.used, l)),
+        available: limit.map(|l| (l - q.used).max(0)),
+        level,
+    }
+}
+
+/// The resources of a sample, as status reports them: ignored ones left out, sorted by name and
+/// zone so that provider map order never shows up as a change.
+pub fn resources(sample: &Sample, policy: &Policy, prev: &[ResourceStatus]) -> Vec<ResourceStatus> {
+    let prev: HashMap<(&str, Option<&str>), Level> = prev
+        .iter()
+        .map(|r| ((r.name.as_str(), r.zone.as_deref()), r.level))
+        .collect();
+    let mut out: Vec<ResourceStatus> = sample
+        .quotas
+        .iter()
+        .filter_map(|q| {
+            let pair = policy.for_resource(&q.name)?;
+            let level = thresholds::level(q, pair, prev.get(&q.key()).copied());
+            Some(resource_status(q, level))
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.name, &a.zone).cmp(&(&b.name, &b.zone)));
+    out.dedup_by(|a, b| a.name == b.name && a.zone == b.zone);
+    out
+}
+
+/// The resource closest to running out: highest level, then highest usage.
+pub fn worst(resources: &[ResourceStatus]) -> Option<&ResourceStatus> {
+    resources.iter().filter(|r| !r.unlimited).max_by(|a, b| {
+        a.level
+            .cmp(&b.level)
+            .then(
+                a.usage_percent
+                    .unwrap_or(0.0)
+                    .total_cmp(&b.usage_percent.unwrap_or(0.0)),
+            )
+            // Stable tie-break: the first by name wins.
+            .then(b.name.cmp(&a.name))
+            .then(b.zone.cmp(&a.zone))
+    })
+}
+
+fn threshold_events(prev: &[ResourceStatus], next: &[ResourceStatus]) -> Vec<EventSpec> {
+    let prev: HashMap<(&str, Option<&str>), &ResourceStatus> = prev
+        .iter()
+        .map(|r| ((r.name.as_str(), r.zone.as_deref()), r))
+        .collect();
+    let mut events = Vec::new();
+    for r in next {
+        let before = prev.get(&(r.name.as_str(), r.zone.as_deref()));
+        let before_level = before.map(|b| b.level).unwrap_or(Level::Ok);
+        if r.level > before_level && r.level.is_alerting() {
+            events.push(EventSpec {
+                type_: EventType::Warning,
+                reason: reasons::THRESHOLD_EXCEEDED,
+                action: "Evaluate",
+                note: format!("{} is {}: {} used", label(r), r.level, amount(r)),
+            });
+        } else if r.level < before_level && before_level.is_alerting() {
+            events.push(EventSpec {
+                type_: EventType::Normal,
+                reason: reasons::THRESHOLD_RECOVERED,
+                action: "Evaluate",
+                note: format!(
+                    "{} recovered from {} to {}: {} used",
+                    label(r),
+                    before_level,
+                    r.level,
+                    amount(r)
+                ),
+            });
+        }
+        if let Some(b) = before
+            && (b.limit != r.limit || b.unlimited != r.unlimited)
+        {
+            let show = |l: Option<i64>| {
+                l.map(|l| l.to_string())
+                    .unwrap_or_else(|| "unlimited".into())
+            };
+            events.push(EventSpec {
+                type_: EventType::Normal,
+                reason: reasons::LIMIT_CHANGED,
+                action: "Evaluate",
+                note: format!(
+                    "limit of {} changed from {} to {}",
+                    label(r),
+                    show(b.limit),
+                    show(r.limit)
+                ),
+            });
+        }
+    }
+    events
+}
+
+fn threshold_condition(
+    resources: &[ResourceStatus],
+    prev: &[Condition],
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    let worst_level = resources.iter().map(|r| r.level).max().unwrap_or(Level::Ok);
+    if worst_level.is_alerting() {
+        let mut parts = Vec::new();
+        for level in [Level::Exhausted, Level::Critical, Level::Warning] {
+            let names: Vec<String> = resources
+                .iter()
+                .filter(|r| r.level == level)
+                .map(label)
+                .collect();
+            if !names.is_empty() {
+                parts.push(format!("{level}: {}", names.join(", ")));
+            }
+        }
+        condition(
+            prev,
+            THRESHOLD_EXCEEDED,
+            true,
+            worst_level.as_str(),
+            parts.join("; "),
+            generation,
+            now,
+        )
+    } else {
+        condition(
+            prev,
+            THRESHOLD_EXCEEDED,
+            false,
+            "WithinThresholds",
+            "no resource is at or above its warning threshold".into(),
+            generation,
+            now,
+        )
+    }
+}
+
+/// Computes the next status and its Events.
+pub fn next(
+    prev: Option<&CloudQuotaStatus>,
+    outcome: PollOutcome<'_>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Next {
+    let empty = CloudQuotaStatus::default();
+    let prev = prev.unwrap_or(&empty);
+    let prev_ready = find(&prev.conditions, READY);
+    let was_failing =
+        prev_ready.is_some_and(|c| c.status == "False" && c.reason != REASON_SUSPENDED);
+    let mut status = prev.clone();
+    status.observed_generation = generation;
+    let mut events = Vec::new();
+    let mut conditions = Vec::new();
+    match outcome {
+        PollOutcome::Synced { sample, policy } => {
+            let resources = resources(sample, policy, &prev.resources);
+            events = threshold_events(&prev.resources, &resources);
+            if was_failing {
+                events.push(EventSpec {
+                    type_: EventType::Normal,
+                    reason: reasons::QUOTA_FETCH_RECOVERED,
+                    action: "Poll",
+                    note: format!(
+                        "quota fetch works again after {}",
+                        prev_ready.map(|c| c.reason.as_str()).unwrap_or("failures")
+                    ),
+                });
+            }
+            status.level = Some(resources.iter().map(|r| r.level).max().unwrap_or(Level::Ok));
+            status.worst = worst(&resources).map(|r| format!("{} {}", label(r), amount(r)));
+            status.endpoint = Some(sample.endpoint.clone());
+            status.last_sync_time = Some(Time(now));
+            status.last_attempt_time = Some(Time(now));
+            conditions.push(condition(
+                &prev.conditions,
+                READY,
+                true,
+                REASON_SYNCED,
+                format!("{} resources read", resources.len()),
+                generation,
+                now,
+            ));
+            conditions.push(threshold_condition(
+                &resources,
+                &prev.conditions,
+                generation,
+                now,
+            ));
+            status.resources = resources;
+        }
+        PollOutcome::Failed(f) => {
+            if prev_ready.is_none_or(|c| c.status != "False" || c.reason != f.reason) {
+                events.push(EventSpec {
+                    type_: EventType::Warning,
+                    reason: reasons::QUOTA_FETCH_FAILED,
+                    action: "Poll",
+                    note: format!("{}: {}", f.reason, f.message),
+                });
+            }
+            status.last_attempt_time = Some(Time(now));
+            conditions.push(condition(
+                &prev.conditions,
+                READY,
+                false,
+                &f.reason,
+                f.message,
+                generation,
+                now,
+            ));
+            conditions.extend(find(&prev.conditions, THRESHOLD_EXCEEDED).cloned());
+        }
+        PollOutcome::Suspended => {
+            conditions.push(condition(
+                &prev.conditions,
+                READY,
+                false,
+                REASON_SUSPENDED,
+                "polling is suspended (spec.suspend is true); resources show the last data".into(),
+                generation,
+                now,
+            ));
+            conditions.extend(find(&prev.conditions, THRESHOLD_EXCEEDED).cloned());
+        }
+    }
+    // Conditions owned by others (none today) are kept as they are.
+    conditions.extend(
+        prev.conditions
+            .iter()
+            .filter(|c| c.type_ != READY && c.type_ != THRESHOLD_EXCEEDED)
+            .cloned(),
+    );
+    status.conditions = conditions;
+    Next { status, events }
+}
+
+/// A copy with every timestamp removed, for comparing what matters.
+fn without_timestamps(s: &CloudQuotaStatus) -> CloudQuotaStatus {
+    let mut s = s.clone();
+    s.last_sync_time = None;
+    s.last_attempt_time = None;
+    for c in &mut s.conditions {
+        c.last_transition_time = Time(Timestamp::UNIX_EPOCH);
+    }
+    s
+}
+
+/// Whether `next` must be written over `prev`: when anything but timestamps changed, or when
+/// the stored attempt time is older than `heartbeat` (so readers can tell the operator is alive).
+pub fn needs_write(
+    prev: Option<&CloudQuotaStatus>,
+    next: &CloudQuotaStatus,
+    heartbeat: Duration,
+    now: Timestamp,
+) -> bool {
+    let Some(prev) = prev else { return true };
+    if without_timestamps(prev) != without_timestamps(next) {
+        return true;
+    }
+    if next.last_attempt_time == prev.last_attempt_time {
+        // Nothing was polled (suspended): nothing to refresh.
+        return false;
+    }
+    match &prev.last_attempt_time {
+        None => true,
+        Some(Time(t)) => now.duration_since(*t).unsigned_abs() >= heartbeat,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,321 @@
+use super::*;
+use crate::crd::{ThresholdOverride, Thresholds};
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_700_000_000 + secs).unwrap()
+}
+
+fn policy() -> Policy {
+    Policy::new(&Thresholds::default()).unwrap()
+}
+
+fn sample(quotas: &[(&str, i64, i64)]) -> Sample {
+    Sample {
+        endpoint: "https://evs.example/v2/p/os-quota-sets/p?usage=True".into(),
+        quotas: quotas
+            .iter()
+            .map(|(n, u, l)| Quota::new(*n, *u, Limit::from_wire(*l).unwrap()))
+            .collect(),
+    }
+}
+
+fn synced(prev: Option<&CloudQuotaStatus>, quotas: &[(&str, i64, i64)], now: i64) -> Next {
+    let s = sample(quotas);
+    let p = policy();
+    next(
+        prev,
+        PollOutcome::Synced {
+            sample: &s,
+            policy: &p,
+        },
+        Some(1),
+        t(now),
+    )
+}
+
+fn failed(prev: Option<&CloudQuotaStatus>, reason: &str, now: i64) -> Next {
+    next(
+        prev,
+        PollOutcome::Failed(Failure {
+            reason: reason.into(),
+            message: format!("{reason} happened"),
+        }),
+        Some(1),
+        t(now),
+    )
+}
+
+fn reasons_of(n: &Next) -> Vec<&'static str> {
+    n.events.iter().map(|e| e.reason).collect()
+}
+
+fn cond<'a>(s: &'a CloudQuotaStatus, type_: &str) -> &'a Condition {
+    find(&s.conditions, type_).unwrap_or_else(|| panic!("no {type_} condition"))
+}
+
+#[test]
+fn first_poll_builds_full_status() {
+    let n = synced(
+        None,
+        &[
+            ("volumes_SSD", 28, 30),
+            ("volumes", 108, -1),
+            ("snapshots", 6, 10),
+        ],
+        0,
+    );
+    let s = &n.status;
+    assert_eq!(s.observed_generation, Some(1));
+    assert_eq!(s.resources.len(), 3);
+    let names: Vec<_> = s.resources.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["snapshots", "volumes", "volumes_SSD"], "sorted");
+    let ssd = &s.resources[2];
+    assert_eq!(
+        (ssd.used, ssd.limit, ssd.available, ssd.level),
+        (28, Some(30), Some(2), Level::Warning)
+    );
+    assert_eq!(ssd.usage_percent, Some(93.33));
+    let vol = &s.resources[1];
+    assert!(vol.unlimited);
+    assert_eq!(
+        (vol.limit, vol.usage_percent, vol.available, vol.level),
+        (None, None, None, Level::Unlimited)
+    );
+    assert_eq!(s.level, Some(Level::Warning));
+    assert_eq!(s.worst.as_deref(), Some("volumes_SSD 28/30 (93.33%)"));
+    assert_eq!(s.last_sync_time, Some(Time(t(0))));
+    assert_eq!(cond(s, READY).status, "True");
+    assert_eq!(cond(s, THRESHOLD_EXCEEDED).status, "True");
+    assert_eq!(cond(s, THRESHOLD_EXCEEDED).reason, "Warning");
+    // A resource already over a threshold on the first poll is announced once.
+    assert_eq!(reasons_of(&n), [reasons::THRESHOLD_EXCEEDED]);
+    assert!(
+        n.events[0]
+            .note
+            .contains("volumes_SSD is Warning: 28/30 (93.33%)"),
+        "{}",
+        n.events[0].note
+    );
+}
+
+#[test]
+fn crossings_up_and_down_emit_once_each() {
+    let steps: &[(i64, &[&str], Level)] = &[
+        (50, &[], Level::Ok),
+        (80, &[reasons::THRESHOLD_EXCEEDED], Level::Warning),
+        (85, &[], Level::Warning),
+        (95, &[reasons::THRESHOLD_EXCEEDED], Level::Critical),
+        (96, &[], Level::Critical),
+        (100, &[reasons::THRESHOLD_EXCEEDED], Level::Exhausted),
+        (99, &[], Level::Exhausted), // hysteresis holds
+        (90, &[reasons::THRESHOLD_RECOVERED], Level::Warning),
+        (79, &[], Level::Warning), // within 2 points
+        (77, &[reasons::THRESHOLD_RECOVERED], Level::Ok),
+        (77, &[], Level::Ok),
+    ];
+    let mut prev: Option<CloudQuotaStatus> = None;
+    for (i, (used, want, level)) in steps.iter().enumerate() {
+        let n = synced(prev.as_ref(), &[("image", *used, 100)], i as i64);
+        assert_eq!(reasons_of(&n), *want, "step {i}: used {used}");
+        assert_eq!(n.status.resources[0].level, *level, "step {i}");
+        prev = Some(n.status);
+    }
+}
+
+#[test]
+fn flapping_inside_the_band_is_silent() {
+    let mut prev = synced(None, &[("image", 80, 100)], 0).status;
+    for (i, used) in [79, 80, 78, 81, 79, 80].iter().enumerate() {
+        let n = synced(Some(&prev), &[("image", *used, 100)], i as i64 + 1);
+        assert!(n.events.is_empty(), "used {used}: {:?}", n.events);
+        prev = n.status;
+    }
+}
+
+#[test]
+fn limit_changes_are_reported() {
+    let a = synced(None, &[("image", 19, 20)], 0).status;
+    let b = synced(Some(&a), &[("image", 19, 50)], 1);
+    assert_eq!(
+        reasons_of(&b),
+        [reasons::THRESHOLD_RECOVERED, reasons::LIMIT_CHANGED]
+    );
+    assert!(b.events[1].note.contains("from 20 to 50"));
+    let c = synced(Some(&b.status), &[("image", 19, -1)], 2);
+    assert_eq!(reasons_of(&c), [reasons::LIMIT_CHANGED]);
+    assert!(c.events[0].note.contains("from 50 to unlimited"));
+}
+
+#[test]
+fn failure_keeps_last_good_data_and_reports_once_per_reason() {
+    let good = synced(None, &[("image", 5, 20)], 0).status;
+    let f1 = failed(Some(&good), "Throttled", 10);
+    assert_eq!(reasons_of(&f1), [reasons::QUOTA_FETCH_FAILED]);
+    assert_eq!(f1.status.resources, good.resources, "last good data kept");
+    assert_eq!(f1.status.last_sync_time, good.last_sync_time);
+    assert_eq!(f1.status.last_attempt_time, Some(Time(t(10))));
+    let ready = cond(&f1.status, READY);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "Throttled")
+    );
+    assert_eq!(ready.last_transition_time, Time(t(10)));
+    assert!(
+        find(&f1.status.conditions, THRESHOLD_EXCEEDED).is_some(),
+        "threshold condition kept"
+    );
+
+    let f2 = failed(Some(&f1.status), "Throttled", 20);
+    assert!(f2.events.is_empty(), "same reason again is quiet");
+    assert_eq!(cond(&f2.status, READY).last_transition_time, Time(t(10)));
+
+    let f3 = failed(Some(&f2.status), "AuthFailed", 30);
+    assert_eq!(
+        reasons_of(&f3),
+        [reasons::QUOTA_FETCH_FAILED],
+        "a new reason is news"
+    );
+    assert_eq!(
+        cond(&f3.status, READY).last_transition_time,
+        Time(t(10)),
+        "still False"
+    );
+
+    let ok = synced(Some(&f3.status), &[("image", 5, 20)], 40);
+    assert_eq!(reasons_of(&ok), [reasons::QUOTA_FETCH_RECOVERED]);
+    assert_eq!(cond(&ok.status, READY).status, "True");
+    assert_eq!(cond(&ok.status, READY).last_transition_time, Time(t(40)));
+}
+
+#[test]
+fn first_poll_failure_reports() {
+    let f = failed(None, "CredentialsMissing", 0);
+    assert_eq!(reasons_of(&f), [reasons::QUOTA_FETCH_FAILED]);
+    assert!(f.status.resources.is_empty());
+    assert_eq!(f.status.last_sync_time, None);
+}
+
+#[test]
+fn suspend_says_so_and_recovery_is_not_a_fetch_recovery() {
+    let good = synced(None, &[("image", 5, 20)], 0).status;
+    let s = next(Some(&good), PollOutcome::Suspended, Some(2), t(5));
+    assert!(s.events.is_empty());
+    assert_eq!(cond(&s.status, READY).reason, REASON_SUSPENDED);
+    assert_eq!(s.status.observed_generation, Some(2));
+    assert_eq!(s.status.resources, good.resources);
+    let resumed = synced(Some(&s.status), &[("image", 5, 20)], 10);
+    assert!(resumed.events.is_empty(), "{:?}", resumed.events);
+}
+
+#[test]
+fn ignored_and_overridden_resources() {
+    let p = Policy::new(&Thresholds {
+        overrides: vec![ThresholdOverride {
+            resources: vec!["snapshots*".into()],
+            warning: 50,
+            critical: 60,
+        }],
+        ignore: vec!["backup_*".into()],
+        ..Thresholds::default()
+    })
+    .unwrap();
+    let s = sample(&[
+        ("snapshots", 6, 10),
+        ("backup_gigabytes", 5100, 5120),
+        ("gigabytes", 10, 100),
+    ]);
+    let n = next(
+        None,
+        PollOutcome::Synced {
+            sample: &s,
+            policy: &p,
+        },
+        None,
+        t(0),
+    );
+    let names: Vec<_> = n
+        .status
+        .resources
+        .iter()
+        .map(|r| (r.name.as_str(), r.level))
+        .collect();
+    assert_eq!(
+        names,
+        [("gigabytes", Level::Ok), ("snapshots", Level::Critical)]
+    );
+    assert_eq!(reasons_of(&n), [reasons::THRESHOLD_EXCEEDED]);
+}
+
+#[test]
+fn zones_are_separate_resources() {
+    let mut s = sample(&[]);
+    for (zone, used) in [("b", 4), ("a", 1)] {
+        let mut q = Quota::new("image", used, Limit::Limited(5));
+        q.zone = Some(zone.into());
+        s.quotas.push(q);
+    }
+    let p = policy();
+    let n = next(
+        None,
+        PollOutcome::Synced {
+            sample: &s,
+            policy: &p,
+        },
+        None,
+        t(0),
+    );
+    assert_eq!(n.status.resources[0].zone.as_deref(), Some("a"));
+    assert_eq!(n.status.worst.as_deref(), Some("image@b 4/5 (80%)"));
+    assert!(n.events[0].note.starts_with("image@b is Warning"));
+}
+
+#[test]
+fn all_unlimited_and_empty() {
+    let n = synced(None, &[("volumes", 3, -1)], 0);
+    assert_eq!(n.status.level, Some(Level::Unlimited));
+    assert_eq!(n.status.worst, None);
+    let e = synced(None, &[], 0);
+    assert_eq!(e.status.level, Some(Level::Ok));
+    assert_eq!(cond(&e.status, THRESHOLD_EXCEEDED).status, "False");
+}
+
+#[test]
+fn unchanged_status_is_not_rewritten_until_heartbeat() {
+    let hb = Duration::from_secs(600);
+    let a = synced(None, &[("image", 5, 20)], 0).status;
+    assert!(needs_write(None, &a, hb, t(0)));
+    let b = synced(Some(&a), &[("image", 5, 20)], 300).status;
+    assert_ne!(a.last_sync_time, b.last_sync_time);
+    assert!(
+        !needs_write(Some(&a), &b, hb, t(300)),
+        "only timestamps changed"
+    );
+    let c = synced(Some(&a), &[("image", 5, 20)], 600).status;
+    assert!(needs_write(Some(&a), &c, hb, t(600)), "heartbeat due");
+    let d = synced(Some(&a), &[("image", 6, 20)], 301).status;
+    assert!(needs_write(Some(&a), &d, hb, t(301)), "usage changed");
+    let e = next(Some(&a), PollOutcome::Suspended, Some(1), t(10_000)).status;
+    assert!(
+        needs_write(Some(&a), &e, hb, t(10_000)),
+        "condition changed"
+    );
+    let f = next(Some(&e), PollOutcome::Suspended, Some(1), t(20_000)).status;
+    assert!(
+        !needs_write(Some(&e), &f, hb, t(20_000)),
+        "suspended objects need no heartbeat"
+    );
+}
+
+#[test]
+fn restart_reemits_nothing() {
+    // Events are derived from the stored status, so evaluating the same data against the status
+    // it produced (what an operator sees after a restart) yields nothing.
+    let a = synced(None, &[("image", 19, 20), ("image_shared", 20, 20)], 0);
+    assert_eq!(a.events.len(), 2);
+    let b = synced(
+        Some(&a.status),
+        &[("image", 19, 20), ("image_shared", 20, 20)],
+        1,
+    );
+    assert!(b.events.is_empty());
+}

@@ -1,0 +1,125 @@
+//! Huawei GaussDB(DWS) quotas: `GET /v1.0/{project_id}/quotas` (seed 002).
+//!
+//! The doc types `used` as String and `quota`/`unit` as Integer while its own example sends all
+//! three as strings with `unit: "null"`; both are accepted.
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+use super::huawei::{get, project_id, segment};
+use super::{Credentials, ProviderError, QuotaProvider, Target, http::HttpClient, parse};
+use crate::core::model::{Quota, Sample};
+
+pub struct Dws;
+
+/// Parses a `ListQuotas` body.
+pub fn parse(body: &[u8]) -> Result<Vec<Quota>, ProviderError> {
+    let v = parse::json(body, "DWS quotas")?;
+    let quotas = parse::object(v.get("quotas"), "quotas")?;
+    let resources = parse::array(quotas.get("resources"), "quotas.resources")?;
+    resources
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let f = |name: &str| format!("quotas.resources[{i}].{name}");
+            let mut q = Quota::new(
+                parse::string(r.get("type"), &f("type"))?,
+                parse::count(r.get("used"), &f("used"))?,
+                parse::limit(r.get("quota"), &f("quota"))?,
+            );
+            q.unit = parse::unit(r.get("unit"), &f("unit"))?;
+            Ok(q)
+        })
+        .collect()
+}
+
+impl QuotaProvider for Dws {
+    fn fetch<'a>(
+        &'a self,
+        http: &'a HttpClient,
+        target: &'a Target,
+        creds: &'a Credentials,
+    ) -> BoxFuture<'a, Result<Sample, ProviderError>> {
+        async move {
+            let project = project_id(target)?;
+            let (url, body) = get(
+                http,
+                target,
+                creds,
+                &format!("/v1.0/{}/quotas", segment(project)),
+                &[],
+                None,
+            )
+            .await?;
+            Ok(Sample {
+                endpoint: url.to_string(),
+                quotas: parse(&body)?,
+            })
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::model::Limit;
+
+    #[test]
+    fn seed_002_example() {
+        let body = include_str!("../../tests/fixtures/seed_002_dws.json");
+        let q = parse(body.as_bytes()).unwrap();
+        let got: Vec<_> = q
+            .iter()
+            .map(|q| (q.name.as_str(), q.used, q.limit, q.unit.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("instances", 3, Limit::Limited(100), None),
+                ("core", 12, Limit::Limited(100), None),
+                ("ram", 24, Limit::Limited(1000), Some("GB")),
+                ("disk", 6, Limit::Limited(100), None),
+                ("disk_capacity", 600, Limit::Limited(1000), Some("GB")),
+            ]
+        );
+    }
+
+    #[test]
+    fn integer_variant_and_unit_variants() {
+        let body = br#"{"quotas":{"resources":[{"type":"instances","used":3,"quota":100},{"type":"ram","used":"24","quota":1000,"unit":null},{"type":"x","used":1,"quota":-1,"unit":"null"}]}}"#;
+        let q = parse(body).unwrap();
+        assert_eq!(q[0].used, 3);
+        assert_eq!(q[1].unit, None);
+        assert_eq!(q[2].limit, Limit::Unlimited);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"{", "not valid JSON"),
+            (b"{}", "quotas: missing"),
+            (
+                br#"{"quotas":{"resources":{}}}"#,
+                "quotas.resources: expected an array",
+            ),
+            (
+                br#"{"quotas":{"resources":[{"type":"core","used":"abc","quota":"1"}]}}"#,
+                "quotas.resources[0].used",
+            ),
+            (
+                br#"{"quotas":{"resources":[{"type":"core","used":"1","quota":"-5"}]}}"#,
+                "quotas.resources[0].quota: -5 is negative",
+            ),
+            (
+                br#"{"quotas":{"resources":[{"used":"1","quota":"5"}]}}"#,
+                "quotas.resources[0].type: missing",
+            ),
+        ];
+        for (body, want) in cases {
+            let e = parse(body).unwrap_err();
+            assert_eq!(e.reason(), "InvalidResponse");
+            assert!(e.to_string().contains(want), "{e} should mention {want}");
+        }
+    }
+}
