@@ -1,0 +1,276 @@
+//! Prometheus metrics (`/metrics`). Per-resource series are removed when the resource or its
+//! CloudQuota goes away, so dashboards never show ghosts.
+
+use std::sync::atomic::{AtomicI64, AtomicU64};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::crd::ResourceStatus;
+use crate::providers::http::UpstreamLabels;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabels {
+    pub namespace: String,
+    pub name: String,
+    pub provider: String,
+    pub service: String,
+    pub region: String,
+    pub resource: String,
+    pub zone: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ObjectLabels {
+    pub namespace: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PollLabels {
+    pub result: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+type IntGauge = Gauge<i64, AtomicI64>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub resource_used: Family<ResourceLabels, IntGauge>,
+    pub resource_limit: Family<ResourceLabels, IntGauge>,
+    pub resource_usage_ratio: Family<ResourceLabels, FloatGauge>,
+    pub resource_unlimited: Family<ResourceLabels, IntGauge>,
+    pub polls: Family<PollLabels, Counter>,
+    pub poll_duration: Histogram,
+    pub reconcile_duration: Histogram,
+    pub status_writes: Counter,
+    pub events: Family<ReasonLabels, Counter>,
+    pub ready: Family<ObjectLabels, IntGauge>,
+    pub last_success: Family<ObjectLabels, FloatGauge>,
+    pub leader: IntGauge,
+}
+
+impl Metrics {
+    pub fn new(upstream_requests: Family<UpstreamLabels, Counter>) -> Metrics {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            resource_used: Family::default(),
+            resource_limit: Family::default(),
+            resource_usage_ratio: Family::default(),
+            resource_unlimited: Family::default(),
+            polls: Family::default(),
+            poll_duration: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            reconcile_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            status_writes: Counter::default(),
+            events: Family::default(),
+            ready: Family::default(),
+            last_success: Family::default(),
+            leader: IntGauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "cloudquota_resource_used",
+            "Amount of a quota resource in use",
+            m.resource_used.clone(),
+        );
+        registry.register(
+            "cloudquota_resource_limit",
+            "Limit of a quota resource (absent when unlimited)",
+            m.resource_limit.clone(),
+        );
+        registry.register(
+            "cloudquota_resource_usage_ratio",
+            "Used divided by limit (absent when unlimited)",
+            m.resource_usage_ratio.clone(),
+        );
+        registry.register(
+            "cloudquota_resource_unlimited",
+            "1 when the resource has no limit",
+            m.resource_unlimited.clone(),
+        );
+        registry.register(
+            "cloudquota_polls",
+            "Quota polls by result and reason",
+            m.polls.clone(),
+        );
+        registry.register(
+            "cloudquota_upstream_requests",
+            "HTTP requests sent to provider APIs",
+            upstream_requests,
+        );
+        registry.register(
+            "cloudquota_poll_duration_seconds",
+            "Duration of quota polls (including cache waits)",
+            m.poll_duration.clone(),
+        );
+        registry.register(
+            "cloudquota_reconcile_duration_seconds",
+            "Duration of reconciles",
+            m.reconcile_duration.clone(),
+        );
+        registry.register(
+            "cloudquota_status_writes",
+            "Status writes to the Kubernetes API",
+            m.status_writes.clone(),
+        );
+        registry.register(
+            "cloudquota_events",
+            "Kubernetes Events published, by reason",
+            m.events.clone(),
+        );
+        registry.register(
+            "cloudquota_ready",
+            "1 when the CloudQuota's last poll succeeded",
+            m.ready.clone(),
+        );
+        registry.register(
+            "cloudquota_last_success_timestamp_seconds",
+            "Unix time of the CloudQuota's last successful poll",
+            m.last_success.clone(),
+        );
+        registry.register(
+            "cloudquota_leader",
+            "1 while this replica holds the leader lease",
+            m.leader.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    /// Publishes an object's resources, removing series of resources it no longer has.
+    /// Returns the label sets now published (kept by the caller for the next round).
+    pub fn set_resources(
+        &self,
+        base: &ResourceLabels,
+        resources: &[ResourceStatus],
+        previous: &[ResourceLabels],
+    ) -> Vec<ResourceLabels> {
+        let mut now = Vec::with_capacity(resources.len());
+        for r in resources {
+            let labels = ResourceLabels {
+                resource: r.name.clone(),
+                zone: r.zone.clone().unwrap_or_default(),
+                ..base.clone()
+            };
+            self.resource_used.get_or_create(&labels).set(r.used);
+            self.resource_unlimited
+                .get_or_create(&labels)
+                .set(r.unlimited as i64);
+            match r.limit.filter(|_| !r.unlimited) {
+                Some(limit) => {
+                    self.resource_limit.get_or_create(&labels).set(limit);
+                    let ratio = if limit > 0 {
+                        r.used as f64 / limit as f64
+                    } else {
+                        1.0
+                    };
+                    self.resource_usage_ratio.get_or_create(&labels).set(ratio);
+                }
+                None => {
+                    self.resource_limit.remove(&labels);
+                    self.resource_usage_ratio.remove(&labels);
+                }
+            }
+            now.push(labels);
+        }
+        for old in previous.iter().filter(|o| !now.contains(o)) {
+            self.remove_resource(old);
+        }
+        now
+    }
+
+    pub fn remove_resource(&self, labels: &ResourceLabels) {
+        self.resource_used.remove(labels);
+        self.resource_limit.remove(labels);
+        self.resource_usage_ratio.remove(labels);
+        self.resource_unlimited.remove(labels);
+    }
+
+    /// Forgets everything about a deleted object.
+    pub fn remove_object(&self, object: &ObjectLabels, resources: &[ResourceLabels]) {
+        for r in resources {
+            self.remove_resource(r);
+        }
+        self.ready.remove(object);
+        self.last_success.remove(object);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::Level;
+
+    fn res(name: &str, used: i64, limit: Option<i64>) -> ResourceStatus {
+        ResourceStatus {
+            name: name.into(),
+            zone: None,
+            used,
+            limit,
+            unlimited: limit.is_none(),
+            reserved: None,
+            min: None,
+            max: None,
+            unit: None,
+            usage_percent: None,
+            available: None,
+            level: Level::Ok,
+        }
+    }
+
+    #[test]
+    fn series_follow_resources() {
+        let m = Metrics::new(Family::default());
+        let base = ResourceLabels {
+            namespace: "ns".into(),
+            name: "q".into(),
+            provider: "huaweicloud".into(),
+            service: "evs".into(),
+            region: "r".into(),
+            resource: String::new(),
+            zone: String::new(),
+        };
+        let first = m.set_resources(
+            &base,
+            &[res("volumes", 5, Some(10)), res("snapshots", 1, None)],
+            &[],
+        );
+        let text = m.encode();
+        assert!(text.contains(r#"cloudquota_resource_used{namespace="ns",name="q",provider="huaweicloud",service="evs",region="r",resource="volumes",zone=""} 5"#), "{text}");
+        assert!(text.contains(r#"cloudquota_resource_usage_ratio{namespace="ns",name="q",provider="huaweicloud",service="evs",region="r",resource="volumes",zone=""} 0.5"#));
+        assert!(!text.contains(r#"cloudquota_resource_limit{namespace="ns",name="q",provider="huaweicloud",service="evs",region="r",resource="snapshots""#), "unlimited has no limit series");
+        let second = m.set_resources(&base, &[res("volumes", 6, Some(10))], &first);
+        assert!(
+            !m.encode().contains(r#"resource="snapshots""#),
+            "gone resource removed"
+        );
+        m.remove_object(
+            &ObjectLabels {
+                namespace: "ns".into(),
+                name: "q".into(),
+            },
+            &second,
+        );
+        assert!(
+            !m.encode().contains(r#"resource="volumes""#),
+            "deleted object removed"
+        );
+    }
+}
