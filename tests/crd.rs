@@ -95,7 +95,7 @@ fn schema_is_structural_documented_and_signed_integers_only() {
         "spec",
         &mut |path, m| {
             // Items of scalar lists are described by their list.
-        if !path.ends_with("[]") && !m.contains_key("description") {
+            if !path.ends_with("[]") && !m.contains_key("description") {
                 problems.push(format!("{path}: no description"));
             }
         },
@@ -106,18 +106,18 @@ fn schema_is_structural_documented_and_signed_integers_only() {
                 problems.push(format!("{path}: uses {forbidden}"));
             }
         }
-        if let Some(f) = m.get("format").and_then(Value::as_str) {
-            if f.starts_with("uint") || f == "int32" {
-                problems.push(format!("{path}: format {f}, integers must be int64"));
-            }
+        if let Some(f) = m.get("format").and_then(Value::as_str)
+            && (f.starts_with("uint") || f == "int32")
+        {
+            problems.push(format!("{path}: format {f}, integers must be int64"));
         }
         if m.get("type").map(|t| t.is_array()).unwrap_or(false) {
             problems.push(format!("{path}: type is a list"));
         }
-        if let Some(Value::Array(e)) = m.get("enum") {
-            if e.iter().any(Value::is_null) {
-                problems.push(format!("{path}: null in enum"));
-            }
+        if let Some(Value::Array(e)) = m.get("enum")
+            && e.iter().any(Value::is_null)
+        {
+            problems.push(format!("{path}: null in enum"));
         }
     });
     assert!(problems.is_empty(), "{problems:#?}");

@@ -435,7 +435,10 @@ pub async fn reconcile(cq: Arc<CloudQuota>, ctx: Arc<Context>) -> Result<Action,
             )
             .await
         {
-            // Keep the old status in memory so the retry sees the same transitions.
+            // Keep the old status in memory and make the retry evaluate again (from the cache),
+            // so it sees, and publishes, the same transitions.
+            state.next_due = Some(Instant::now());
+            state.evaluated_at = None;
             ctx.set_state(&uid, state);
             return Err(Error::StatusWrite(e));
         }
