@@ -98,6 +98,9 @@ pub struct RunArgs {
     /// Fraction of the interval added at random to each poll, spreading a fleet's requests.
     #[arg(long, default_value_t = 0.1)]
     pub jitter: f64,
+    /// How long a credentials Secret read is shared by the objects that use it.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub secret_ttl: Duration,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -196,8 +199,10 @@ pub fn crd_yaml() -> String {
 fn init_logging(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -278,7 +283,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
             allowlist,
             heartbeat: args.heartbeat,
             jitter: args.jitter,
-            secret_ttl: Duration::from_secs(10),
+            secret_ttl: args.secret_ttl,
         },
         http: HttpConfig {
             timeout: args.http_timeout,

@@ -107,8 +107,15 @@ impl FetchCache {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A result no older than `max_age`, fetching (once, however many callers) if needed.
-    pub async fn get<F>(&self, key: &FetchKey, max_age: Duration, fetch: F) -> Fetched
+    /// A result no older than `max_age` and received after `newer_than` (when given), fetching
+    /// (once, however many callers) if needed.
+    pub async fn get<F>(
+        &self,
+        key: &FetchKey,
+        max_age: Duration,
+        newer_than: Option<Instant>,
+        fetch: F,
+    ) -> Fetched
     where
         F: FnOnce() -> BoxFuture<'static, FetchResult>,
     {
@@ -121,7 +128,7 @@ impl FetchCache {
                     } else {
                         self.failure_ttl.min(max_age)
                     };
-                    if at.elapsed() < ttl {
+                    if at.elapsed() < ttl && newer_than.is_none_or(|n| *at > n) {
                         return Fetched {
                             result: result.clone(),
                             at: *at,
@@ -250,7 +257,7 @@ mod tests {
             let (cache, calls, key) = (cache.clone(), calls.clone(), key.clone());
             tasks.push(tokio::spawn(async move {
                 cache
-                    .get(&key, Duration::from_secs(60), || {
+                    .get(&key, Duration::from_secs(60), None, || {
                         let calls = calls.clone();
                         async move {
                             calls.fetch_add(1, Ordering::SeqCst);
@@ -272,13 +279,13 @@ mod tests {
         assert_eq!(starters, 1);
         // Fresh enough: served from cache.
         let f = cache
-            .get(&key, Duration::from_secs(60), || {
+            .get(&key, Duration::from_secs(60), None, || {
                 async { panic!("must not fetch") }.boxed()
             })
             .await;
         assert!(!f.started_upstream);
         // Too old for this caller: fetched again.
-        let f = cache.get(&key, Duration::ZERO, || sample_fut()).await;
+        let f = cache.get(&key, Duration::ZERO, None, sample_fut).await;
         assert!(f.started_upstream);
         assert!(cache.peek(&key).is_some());
     }
@@ -294,18 +301,20 @@ mod tests {
         let fail = || async { Err(ProviderError::Transport("down".into())) }.boxed();
         assert!(
             cache
-                .get(&key, Duration::from_secs(60), fail)
+                .get(&key, Duration::from_secs(60), None, fail)
                 .await
                 .started_upstream
         );
         assert!(
             !cache
-                .get(&key, Duration::from_secs(60), fail)
+                .get(&key, Duration::from_secs(60), None, fail)
                 .await
                 .started_upstream
         );
         tokio::time::sleep(Duration::from_millis(40)).await;
-        let f = cache.get(&key, Duration::from_secs(60), sample_fut).await;
+        let f = cache
+            .get(&key, Duration::from_secs(60), None, sample_fut)
+            .await;
         assert!(f.started_upstream && f.result.is_ok());
         cache.evict_older_than(Duration::ZERO);
         assert!(cache.is_empty());

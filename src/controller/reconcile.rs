@@ -247,16 +247,17 @@ async fn round(
     let key = FetchKey::new(&target, &creds);
     let others = ctx.join_group(&key, me, state.key.as_ref());
     state.key = Some(key.clone());
-    // Spec changes and refresh requests must see the provider's current answer.
-    let max_age = if generation_changed || refresh_requested {
-        Duration::from_secs(1)
+    // A refresh request must see an answer newer than the one this object last evaluated;
+    // objects sharing the account and refreshed together still share one request.
+    let newer_than = if refresh_requested {
+        state.evaluated_at
     } else {
-        interval
+        None
     };
     let started = Instant::now();
     let fetched = ctx
         .cache
-        .get(&key, max_age, || {
+        .get(&key, interval, newer_than, || {
             let (providers, http) = (ctx.providers.clone(), ctx.http.clone());
             async move { providers.fetch(&http, &target, &creds).await.map(Arc::new) }.boxed()
         })
@@ -307,6 +308,13 @@ pub async fn reconcile(cq: Arc<CloudQuota>, ctx: Arc<Context>) -> Result<Action,
     let now = Timestamp::now();
     let (outcome, requeue) = match round {
         Round::Wait(d) => {
+            // After a restart an object may not be due for a while: publish its stored status
+            // so metrics are complete from the start.
+            if state.metric_series.is_empty()
+                && let Some(s) = &prev
+            {
+                publish_metrics(&ctx, &cq, &mut state, s);
+            }
             ctx.set_state(&uid, state);
             return Ok(Action::requeue(d));
         }
@@ -401,7 +409,7 @@ pub async fn reconcile(cq: Arc<CloudQuota>, ctx: Arc<Context>) -> Result<Action,
             type_: kube_event_type(ev.type_),
             reason: ev.reason.to_string(),
             note: Some(ev.note.clone()),
-            action: ev.action.to_string(),
+            action: ev.action.clone(),
             secondary: None,
         };
         match ctx.recorder.publish(&event, &reference).await {

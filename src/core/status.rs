@@ -40,8 +40,10 @@ pub enum EventType {
 pub struct EventSpec {
     pub type_: EventType,
     pub reason: &'static str,
-    /// Machine-readable action, e.g. `Poll`.
-    pub action: &'static str,
+    /// Machine-readable action. It names the resource and the new level (or the failure
+    /// reason) because the Event recorder treats Events with the same reason and action as
+    /// repeats of one Event: only a true repeat may become a series.
+    pub action: String,
     pub note: String,
 }
 
@@ -107,6 +109,16 @@ pub fn resource_label(name: &str, zone: Option<&str>) -> String {
         Some(z) => format!("{name}@{z}"),
         None => name.to_string(),
     }
+}
+
+/// `kind/subject/detail`, bounded to the 128 characters events.k8s.io allows.
+fn action(kind: &str, subject: &str, detail: &str) -> String {
+    let mut a = format!("{kind}/{subject}");
+    if !detail.is_empty() {
+        a.push('/');
+        a.push_str(detail);
+    }
+    a.chars().take(128).collect()
 }
 
 fn label(r: &ResourceStatus) -> String {
@@ -201,14 +213,14 @@ fn threshold_events(prev: &[ResourceStatus], next: &[ResourceStatus]) -> Vec<Eve
             events.push(EventSpec {
                 type_: EventType::Warning,
                 reason: reasons::THRESHOLD_EXCEEDED,
-                action: "Evaluate",
+                action: action("Evaluate", &label(r), r.level.as_str()),
                 note: format!("{} is {}: {} used", label(r), r.level, amount(r)),
             });
         } else if r.level < before_level && before_level.is_alerting() {
             events.push(EventSpec {
                 type_: EventType::Normal,
                 reason: reasons::THRESHOLD_RECOVERED,
-                action: "Evaluate",
+                action: action("Evaluate", &label(r), r.level.as_str()),
                 note: format!(
                     "{} recovered from {} to {}: {} used",
                     label(r),
@@ -228,7 +240,7 @@ fn threshold_events(prev: &[ResourceStatus], next: &[ResourceStatus]) -> Vec<Eve
             events.push(EventSpec {
                 type_: EventType::Normal,
                 reason: reasons::LIMIT_CHANGED,
-                action: "Evaluate",
+                action: action("Evaluate", &label(r), &format!("limit={}", show(r.limit))),
                 note: format!(
                     "limit of {} changed from {} to {}",
                     label(r),
@@ -306,7 +318,7 @@ pub fn next(
                 events.push(EventSpec {
                     type_: EventType::Normal,
                     reason: reasons::QUOTA_FETCH_RECOVERED,
-                    action: "Poll",
+                    action: "Poll".to_string(),
                     note: format!(
                         "quota fetch works again after {}",
                         prev_ready.map(|c| c.reason.as_str()).unwrap_or("failures")
@@ -340,7 +352,7 @@ pub fn next(
                 events.push(EventSpec {
                     type_: EventType::Warning,
                     reason: reasons::QUOTA_FETCH_FAILED,
-                    action: "Poll",
+                    action: action("Poll", &f.reason, ""),
                     note: format!("{}: {}", f.reason, f.message),
                 });
             }
