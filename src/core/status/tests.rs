@@ -96,6 +96,7 @@ fn first_poll_builds_full_status() {
         "{}",
         n.events[0].note
     );
+    assert_eq!(n.events[0].action, "Evaluate/volumes_SSD/Warning");
 }
 
 #[test]
