@@ -203,6 +203,17 @@ impl Metrics {
         self.resource_unlimited.remove(labels);
     }
 
+    /// Drops every per-object series: a replica that is no longer the leader must not keep
+    /// exporting values it no longer updates.
+    pub fn clear_objects(&self) {
+        self.resource_used.clear();
+        self.resource_limit.clear();
+        self.resource_usage_ratio.clear();
+        self.resource_unlimited.clear();
+        self.ready.clear();
+        self.last_success.clear();
+    }
+
     /// Forgets everything about a deleted object.
     pub fn remove_object(&self, object: &ObjectLabels, resources: &[ResourceLabels]) {
         for r in resources {
@@ -271,6 +282,19 @@ mod tests {
         assert!(
             !m.encode().contains(r#"resource="volumes""#),
             "deleted object removed"
+        );
+        m.set_resources(&base, &[res("volumes", 1, Some(10))], &[]);
+        m.ready
+            .get_or_create(&ObjectLabels {
+                namespace: "ns".into(),
+                name: "q".into(),
+            })
+            .set(1);
+        m.clear_objects();
+        let text = m.encode();
+        assert!(
+            !text.contains(r#"name="q""#),
+            "a former leader exports no object series: {text}"
         );
     }
 }

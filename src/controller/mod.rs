@@ -265,6 +265,7 @@ pub async fn run(client: kube::Client, config: RunConfig) -> Result<(), RunError
                     }
                 }
                 metrics.leader.set(0);
+                metrics.clear_objects();
                 if !lost {
                     break;
                 }

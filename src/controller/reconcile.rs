@@ -476,8 +476,15 @@ fn publish_metrics(ctx: &Context, cq: &CloudQuota, state: &mut ObjectState, s: &
         .conditions
         .iter()
         .any(|c| c.type_ == status::READY && c.status == "True");
-    ctx.metrics.ready.get_or_create(&object).set(ready as i64);
-    if let Some(t) = &s.last_sync_time {
+    if cq.spec.suspend {
+        // A paused object is neither failing nor stale: keep its resource series only, so
+        // fetch-failure and staleness alerts stay quiet during a GitOps pause.
+        ctx.metrics.ready.remove(&object);
+        ctx.metrics.last_success.remove(&object);
+    } else {
+        ctx.metrics.ready.get_or_create(&object).set(ready as i64);
+    }
+    if let Some(t) = s.last_sync_time.as_ref().filter(|_| !cq.spec.suspend) {
         ctx.metrics
             .last_success
             .get_or_create(&object)
