@@ -27,6 +27,15 @@ pub struct UpstreamLabels {
     pub service: String,
 }
 
+impl UpstreamLabels {
+    pub fn for_target(target: &super::Target) -> UpstreamLabels {
+        UpstreamLabels {
+            provider: target.provider.to_string(),
+            service: target.service.to_string(),
+        }
+    }
+}
+
 /// HTTP settings.
 #[derive(Clone, Debug)]
 pub struct HttpConfig {

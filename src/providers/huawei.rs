@@ -5,8 +5,35 @@ use k8s_openapi::jiff::Timestamp;
 use url::Url;
 
 use super::http::{self, HttpClient, UpstreamLabels};
-use super::{Credentials, ProviderError, Target};
+use super::{Credentials, ProviderError, Target, parse};
+use crate::core::model::Quota;
 use crate::sign::huawei::{HuaweiCredentials, HuaweiRequest, sign};
+
+/// Parses the `{"quotas":{"resources":[{type, used, quota, ...}]}}` shape IMS and DWS share;
+/// `extra` reads the service's own optional fields of each line.
+pub fn parse_quota_resources(
+    body: &[u8],
+    what: &str,
+    extra: impl Fn(&serde_json::Value, &mut Quota, &dyn Fn(&str) -> String) -> Result<(), ProviderError>,
+) -> Result<Vec<Quota>, ProviderError> {
+    let v = parse::json(body, what)?;
+    let quotas = parse::object(v.get("quotas"), "quotas")?;
+    let resources = parse::array(quotas.get("resources"), "quotas.resources")?;
+    resources
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let f = |name: &str| format!("quotas.resources[{i}].{name}");
+            let mut q = Quota::new(
+                parse::string(r.get("type"), &f("type"))?,
+                parse::count(r.get("used"), &f("used"))?,
+                parse::limit(r.get("quota"), &f("quota"))?,
+            );
+            extra(r, &mut q, &f)?;
+            Ok(q)
+        })
+        .collect()
+}
 
 /// Percent-encodes one path segment the way the SDK quotes path parameters (`safe=''`).
 pub fn segment(s: &str) -> String {
@@ -91,13 +118,9 @@ pub async fn get(
     url.set_path(p);
     url.set_query((!q.is_empty()).then_some(q));
     let headers = signed.headers.into_vec();
-    let labels = UpstreamLabels {
-        provider: target.provider.to_string(),
-        service: target.service.to_string(),
-    };
     let resp = client
         .send(
-            &labels,
+            &UpstreamLabels::for_target(target),
             http::Request {
                 method: reqwest::Method::GET,
                 url: url.clone(),

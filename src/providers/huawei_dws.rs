@@ -6,7 +6,7 @@
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::huawei::{get, project_id, segment};
+use super::huawei::{get, parse_quota_resources, project_id, segment};
 use super::{Credentials, ProviderError, QuotaProvider, Target, http::HttpClient, parse};
 use crate::core::model::{Quota, Sample};
 
@@ -14,23 +14,10 @@ pub struct Dws;
 
 /// Parses a `ListQuotas` body.
 pub fn parse(body: &[u8]) -> Result<Vec<Quota>, ProviderError> {
-    let v = parse::json(body, "DWS quotas")?;
-    let quotas = parse::object(v.get("quotas"), "quotas")?;
-    let resources = parse::array(quotas.get("resources"), "quotas.resources")?;
-    resources
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let f = |name: &str| format!("quotas.resources[{i}].{name}");
-            let mut q = Quota::new(
-                parse::string(r.get("type"), &f("type"))?,
-                parse::count(r.get("used"), &f("used"))?,
-                parse::limit(r.get("quota"), &f("quota"))?,
-            );
-            q.unit = parse::unit(r.get("unit"), &f("unit"))?;
-            Ok(q)
-        })
-        .collect()
+    parse_quota_resources(body, "DWS quotas", |r, q, f| {
+        q.unit = parse::unit(r.get("unit"), &f("unit"))?;
+        Ok(())
+    })
 }
 
 impl QuotaProvider for Dws {

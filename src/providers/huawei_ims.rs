@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::huawei::{get, project_id, segment};
+use super::huawei::{get, parse_quota_resources, project_id, segment};
 use super::{Credentials, ProviderError, QuotaProvider, Target, http::HttpClient, parse};
 use crate::core::model::{Quota, Sample};
 
@@ -98,24 +98,11 @@ impl Ims {
 
 /// Parses a `ShowQuota` body.
 pub fn parse(body: &[u8]) -> Result<Vec<Quota>, ProviderError> {
-    let v = parse::json(body, "IMS quota")?;
-    let quotas = parse::object(v.get("quotas"), "quotas")?;
-    let resources = parse::array(quotas.get("resources"), "quotas.resources")?;
-    resources
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let f = |name: &str| format!("quotas.resources[{i}].{name}");
-            let mut q = Quota::new(
-                parse::string(r.get("type"), &f("type"))?,
-                parse::count(r.get("used"), &f("used"))?,
-                parse::limit(r.get("quota"), &f("quota"))?,
-            );
-            q.min = parse::opt_int(r.get("min"), &f("min"))?;
-            q.max = parse::opt_int(r.get("max"), &f("max"))?;
-            Ok(q)
-        })
-        .collect()
+    parse_quota_resources(body, "IMS quota", |r, q, f| {
+        q.min = parse::opt_int(r.get("min"), &f("min"))?;
+        q.max = parse::opt_int(r.get("max"), &f("max"))?;
+        Ok(())
+    })
 }
 
 impl QuotaProvider for Ims {

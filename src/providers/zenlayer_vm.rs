@@ -159,13 +159,9 @@ impl QuotaProvider for ZenlayerVm {
             url.set_path(&req.path());
             url.set_query(None);
             let headers = headers.into_vec();
-            let labels = UpstreamLabels {
-                provider: target.provider.to_string(),
-                service: target.service.to_string(),
-            };
             let resp = client
                 .send(
-                    &labels,
+                    &UpstreamLabels::for_target(target),
                     http::Request {
                         method: reqwest::Method::POST,
                         url: url.clone(),
