@@ -58,6 +58,10 @@ pub struct Env {
     pub http: reqwest::Client,
     pub operator_log: PathBuf,
     operator_starts: u32,
+    /// Extra `cloudquota run` flags for the next `start_operator` (e.g. `--http-timeout 2s`).
+    pub operator_args: Vec<String>,
+    /// Lease identity of `operator`.
+    pub operator_identity: String,
 }
 
 fn parse_env_file(path: &Path) -> Result<BTreeMap<String, String>> {
@@ -184,6 +188,8 @@ impl Env {
             metrics_port: free_port(),
             http: reqwest::Client::new(),
             operator_starts: 0,
+            operator_args: Vec::new(),
+            operator_identity: String::new(),
         };
         env.start_operator().await?;
         Ok(env)
@@ -191,29 +197,52 @@ impl Env {
 
     pub async fn start_operator(&mut self) -> Result {
         self.operator_starts += 1;
+        let identity = format!("e2e-{}", self.operator_starts);
+        let child = self.spawn_operator(&identity, self.metrics_port)?;
+        self.operator = Some(child);
+        self.operator_identity = identity;
+        // Ready once it holds the lease.
+        self.eventually("operator is leader", Duration::from_secs(40), || async {
+            let m = self.metrics().await?;
+            (metric(&m, "cloudquota_leader") == Some(1.0))
+                .then_some(())
+                .ok_or_else(|| "not leader yet".to_string())
+        })
+        .await
+    }
+
+    /// One `cloudquota run` process (leader election on, the e2e flags plus `operator_args`),
+    /// logging to `operator_log`.
+    fn spawn_operator(&self, identity: &str, metrics_port: u16) -> Result<Child> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.operator_log)
             .map_err(|e| e.to_string())?;
-        let child = Command::new(env!("CARGO_BIN_EXE_cloudquota"))
+        // The e2e defaults, unless operator_args sets the flag itself.
+        let defaults = [
+            ("--lease-duration", "15s"),
+            ("--secret-ttl", "1s"),
+            ("--heartbeat", "10m"),
+        ];
+        let defaults = defaults
+            .iter()
+            .filter(|(flag, _)| !self.operator_args.iter().any(|a| a == flag))
+            .flat_map(|(flag, value)| [*flag, *value]);
+        Command::new(env!("CARGO_BIN_EXE_cloudquota"))
             .args([
                 "run",
                 "--allow-insecure-loopback",
                 "--leader-elect",
                 "--lease-namespace",
                 OPERATOR_NS,
-                "--lease-duration",
-                "15s",
-                "--secret-ttl",
-                "1s",
-                "--heartbeat",
-                "10m",
             ])
+            .args(defaults)
+            .args(&self.operator_args)
             .arg("--metrics-addr")
-            .arg(format!("127.0.0.1:{}", self.metrics_port))
+            .arg(format!("127.0.0.1:{metrics_port}"))
             .arg("--identity")
-            .arg(format!("e2e-{}", self.operator_starts))
+            .arg(identity)
             .env("KUBECONFIG", &self.operator_kubeconfig)
             // Trace level, so the secret-leak check reads everything the operator can log.
             .env(
@@ -223,16 +252,7 @@ impl Env {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .map_err(|e| format!("cloudquota run: {e}"))?;
-        self.operator = Some(child);
-        // Ready once it holds the lease.
-        self.eventually("operator is leader", Duration::from_secs(40), || async {
-            let m = self.metrics().await?;
-            (metric(&m, "cloudquota_leader") == Some(1.0))
-                .then_some(())
-                .ok_or_else(|| "not leader yet".to_string())
-        })
-        .await
+            .map_err(|e| format!("cloudquota run: {e}"))
     }
 
     /// SIGTERM and wait: a graceful stop that releases the lease.
@@ -546,5 +566,181 @@ impl Drop for Env {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+/// A further operator process (a standby replica), with its own identity and metrics port.
+/// Killed on drop unless handed to the Env with [`Env::adopt`].
+pub struct Replica {
+    child: Option<Child>,
+    pub identity: String,
+    pub metrics_port: u16,
+}
+
+impl Replica {
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Resident set size of a process in KiB (`VmRSS` of /proc/PID/status).
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("no VmRSS for pid {pid}"))
+}
+
+/// The sum of every series of a metric family (0 when it has none yet).
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
+/// Fault-injection helpers: the control plane's processes, more operator processes, the
+/// simulator's fault rules.
+impl Env {
+    pub fn operator_pid(&self) -> Option<u32> {
+        self.operator.as_ref().map(|c| c.id())
+    }
+
+    /// SIGKILL (no graceful shutdown, the Lease is not released) and reap.
+    pub fn kill_operator(&mut self) -> Result {
+        let mut child = self.operator.take().ok_or("no operator to kill")?;
+        child.kill().map_err(|e| e.to_string())?;
+        child.wait().map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Graceful stop, then start with these extra `cloudquota run` flags (empty: the defaults).
+    pub async fn restart_operator_with(&mut self, args: &[&str]) -> Result {
+        // Started again even when the stop went wrong, so later scenarios have an operator.
+        let stopped = self.stop_operator();
+        self.operator_args = args.iter().map(|a| a.to_string()).collect();
+        let started = self.start_operator().await;
+        stopped.and(started)
+    }
+
+    /// Starts one more operator process with its own identity and metrics port and waits until
+    /// its /metrics answers (it is a standby while the Env's operator leads).
+    pub async fn spawn_replica(&mut self) -> Result<Replica> {
+        self.operator_starts += 1;
+        let identity = format!("e2e-{}", self.operator_starts);
+        let metrics_port = free_port();
+        let child = self.spawn_operator(&identity, metrics_port)?;
+        let replica = Replica {
+            child: Some(child),
+            identity,
+            metrics_port,
+        };
+        self.eventually(
+            "replica serves /metrics",
+            Duration::from_secs(20),
+            || async { self.metrics_at(metrics_port).await.map(|_| ()) },
+        )
+        .await?;
+        Ok(replica)
+    }
+
+    /// The replica becomes the Env's operator (the current one must be gone already).
+    pub fn adopt(&mut self, mut replica: Replica) -> Result {
+        if self.operator_running() {
+            return Err("adopt: the current operator still runs".into());
+        }
+        self.operator = replica.child.take();
+        self.metrics_port = replica.metrics_port;
+        self.operator_identity = replica.identity.clone();
+        Ok(())
+    }
+
+    pub async fn metrics_at(&self, port: u16) -> Result<String> {
+        let resp = self
+            .http
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        resp.text().await.map_err(|e| e.to_string())
+    }
+
+    /// `hack/controlplane.sh CMD DIR` with `CLOUDQUOTA_CP_STOP_SIGNAL=signal` (e.g.
+    /// `stop-apiserver`, `start-etcd`, `restart-apiserver`), off the async threads.
+    pub async fn controlplane(&self, cmd: &str, signal: &str) -> Result<String> {
+        let mut c = Command::new(root().join("hack/controlplane.sh"));
+        c.arg(cmd)
+            .arg(&self.dir)
+            .env("CLOUDQUOTA_CP_STOP_SIGNAL", signal);
+        tokio::task::spawn_blocking(move || run(&mut c))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    /// Waits until the API server answers /readyz with ok.
+    pub async fn wait_apiserver_ready(&self, timeout: Duration) -> Result {
+        self.eventually("kube-apiserver /readyz", timeout, || async {
+            let (ok, out) =
+                self.kubectl_try(&["get", "--raw=/readyz", "--request-timeout=3s"], None);
+            if ok && out.trim() == "ok" {
+                Ok(())
+            } else {
+                Err(out)
+            }
+        })
+        .await
+    }
+
+    /// holderIdentity of the operator's Lease.
+    pub async fn lease_holder(&self) -> Result<Option<String>> {
+        use k8s_openapi::api::coordination::v1::Lease;
+        let api: Api<Lease> = Api::namespaced(self.admin.clone(), OPERATOR_NS);
+        let lease = api.get("cloudquota").await.map_err(|e| e.to_string())?;
+        Ok(lease.spec.and_then(|s| s.holder_identity))
+    }
+
+    /// events.k8s.io Events of every namespace.
+    pub async fn all_events(&self) -> Result<Vec<Event>> {
+        let api: Api<Event> = Api::all(self.admin.clone());
+        Ok(api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?
+            .items)
+    }
+
+    /// Installs a simulator fault rule (`{"service","key"?,"count"?,"fault":{"kind",..}}`).
+    pub async fn sim_fault(&self, rule: Value) -> Result<u64> {
+        let v = self
+            .sim(reqwest::Method::POST, "/_sim/faults", Some(rule))
+            .await?;
+        v["id"]
+            .as_u64()
+            .ok_or_else(|| format!("no fault id in {v}"))
+    }
+
+    pub async fn sim_remove_fault(&self, id: u64) -> Result {
+        self.sim(reqwest::Method::DELETE, &format!("/_sim/faults/{id}"), None)
+            .await
+            .map(|_| ())
+    }
+
+    /// Authenticated requests per `service/key`, all at one instant.
+    pub async fn sim_counters(&self) -> Result<Value> {
+        self.sim(reqwest::Method::GET, "/_sim/counters", None).await
     }
 }

@@ -4,6 +4,11 @@
 //! every scenario (each in its own namespace) and is torn down at the end, pass or fail.
 
 mod env;
+mod faults;
+use faults::{
+    fault_apiserver_restart, fault_etcd_restart, fault_leader_failover, fault_operator_sigkill,
+    fault_provider_errors,
+};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -558,6 +563,11 @@ fn main() {
             invalid_objects_rejected,
             endpoint_not_allowed,
             least_privilege,
+            fault_apiserver_restart,
+            fault_etcd_restart,
+            fault_operator_sigkill,
+            fault_leader_failover,
+            fault_provider_errors,
             restart_is_quiet,
             deleted_objects_leave_no_series,
             no_secret_leaks,
