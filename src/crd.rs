@@ -273,6 +273,11 @@ pub struct CloudQuotaStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worst: Option<String>,
 
+    /// The `cloudquota.io/refresh` annotation value last acted on: a different value asks for
+    /// an immediate poll, also across operator restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_refresh: Option<String>,
+
     /// Standard conditions: `Ready` (the last poll succeeded and data is current) and
     /// `ThresholdExceeded` (some resource is at Warning or worse).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -295,7 +295,12 @@ async fn nothing_changed_means_no_write() {
     let sim = sim::start(SimConfig::default()).await.unwrap();
     let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let ctx = context(kube::Client::new(svc, "default"));
-    let mut cq = cloudquota(&sim.base_url(), 80);
+    let mut a = cloudquota(&sim.base_url(), 80);
+    // A second object reading the same account: it shares A's upstream answers.
+    let mut b = a.clone();
+    b.metadata.name = Some("disks-b".into());
+    b.metadata.uid = Some("uid-2".into());
+    let status_path = "/apis/cloudquota.io/v1alpha1/namespaces/team-a/cloudquotas/disks/status";
     let v = verifier(
         handle,
         vec![
@@ -306,24 +311,42 @@ async fn nothing_changed_means_no_write() {
             ),
             expect(
                 Method::PATCH,
-                "/apis/cloudquota.io/v1alpha1/namespaces/team-a/cloudquotas/disks/status",
-                ok(serde_json::to_value(&cq).unwrap()),
+                status_path,
+                ok(serde_json::to_value(&a).unwrap()),
+            ),
+            // B: the Secret and the answer come from the caches.
+            expect(
+                Method::PATCH,
+                "/apis/cloudquota.io/v1alpha1/namespaces/team-a/cloudquotas/disks-b/status",
+                ok(serde_json::to_value(&b).unwrap()),
+            ),
+            // A refresh of A polls upstream; the only change is the refresh it records.
+            expect(
+                Method::PATCH,
+                status_path,
+                ok(serde_json::to_value(&a).unwrap()),
             ),
         ],
     );
-    reconcile(Arc::new(cq.clone()), ctx.clone()).await.unwrap();
-    // A refresh request polls the provider again at once; its answer is the same, so the only
-    // difference is timestamps and nothing is written.
-    cq.metadata.annotations = Some([("cloudquota.io/refresh".to_string(), "1".to_string())].into());
-    reconcile(Arc::new(cq.clone()), ctx.clone()).await.unwrap();
-    cq.metadata.annotations = Some([("cloudquota.io/refresh".to_string(), "2".to_string())].into());
-    reconcile(Arc::new(cq.clone()), ctx.clone()).await.unwrap();
+    reconcile(Arc::new(a.clone()), ctx.clone()).await.unwrap();
+    reconcile(Arc::new(b.clone()), ctx.clone()).await.unwrap();
+    a.metadata.annotations = Some([("cloudquota.io/refresh".to_string(), "1".to_string())].into());
+    reconcile(Arc::new(a.clone()), ctx.clone()).await.unwrap();
+    // B evaluates A's newer answer (as the group trigger makes it do): same data, no write.
+    reconcile(Arc::new(b.clone()), ctx.clone()).await.unwrap();
+    // A again with the same annotation: handled already, not due, nothing happens.
+    reconcile(Arc::new(a.clone()), ctx.clone()).await.unwrap();
     let bodies = v.await.unwrap();
-    assert_eq!(bodies.len(), 2, "the refresh polls wrote nothing");
+    assert_eq!(bodies.len(), 4);
+    assert_eq!(bodies[3]["status"]["observedRefresh"], "1");
+    assert_eq!(
+        bodies[3]["status"]["resources"],
+        bodies[1]["status"]["resources"]
+    );
     assert_eq!(
         sim.counters().total,
-        3,
-        "each refresh asks the provider again"
+        2,
+        "first poll and the refresh; B never asked the provider"
     );
     sim.shutdown().await;
 }

@@ -36,7 +36,6 @@ pub struct ObjectState {
     /// When the sample last evaluated was received from upstream.
     pub evaluated_at: Option<Instant>,
     pub observed_generation: Option<i64>,
-    pub refresh_token: Option<String>,
     pub failures: u32,
     pub key: Option<FetchKey>,
     pub metric_series: Vec<ResourceLabels>,

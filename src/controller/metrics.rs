@@ -13,15 +13,19 @@ use prometheus_client::registry::Registry;
 use crate::crd::ResourceStatus;
 use crate::providers::http::UpstreamLabels;
 
+/// A label value shared by every series that carries it: an object's ~20 resource series (4
+/// families) and its `metric_series` memory hold one copy of its name, not 100.
+pub type LabelValue = std::sync::Arc<str>;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResourceLabels {
-    pub namespace: String,
-    pub name: String,
-    pub provider: String,
-    pub service: String,
-    pub region: String,
-    pub resource: String,
-    pub zone: String,
+    pub namespace: LabelValue,
+    pub name: LabelValue,
+    pub provider: LabelValue,
+    pub service: LabelValue,
+    pub region: LabelValue,
+    pub resource: LabelValue,
+    pub zone: LabelValue,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -164,11 +168,25 @@ impl Metrics {
     ) -> Vec<ResourceLabels> {
         let mut now = Vec::with_capacity(resources.len());
         for r in resources {
-            let labels = ResourceLabels {
-                resource: r.name.clone(),
-                zone: r.zone.clone().unwrap_or_default(),
-                ..base.clone()
-            };
+            let zone = r.zone.as_deref().unwrap_or("");
+            // Unchanged series reuse their label values (no allocation per poll).
+            let labels = previous
+                .iter()
+                .find(|p| {
+                    *p.resource == *r.name
+                        && *p.zone == *zone
+                        && p.namespace == base.namespace
+                        && p.name == base.name
+                        && p.provider == base.provider
+                        && p.service == base.service
+                        && p.region == base.region
+                })
+                .cloned()
+                .unwrap_or_else(|| ResourceLabels {
+                    resource: r.name.as_str().into(),
+                    zone: zone.into(),
+                    ..base.clone()
+                });
             self.resource_used.get_or_create(&labels).set(r.used);
             self.resource_unlimited
                 .get_or_create(&labels)
@@ -255,8 +273,8 @@ mod tests {
             provider: "huaweicloud".into(),
             service: "evs".into(),
             region: "r".into(),
-            resource: String::new(),
-            zone: String::new(),
+            resource: "".into(),
+            zone: "".into(),
         };
         let first = m.set_resources(
             &base,

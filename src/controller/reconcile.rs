@@ -42,6 +42,8 @@ pub enum Error {
     NotNamespaced,
     #[error("writing status failed: {0}")]
     StatusWrite(#[source] kube::Error),
+    #[error("reading the credentials Secret failed: {0}")]
+    SecretRead(String),
 }
 
 /// Why a poll could not produce a sample. Each variant is one step; its reason is the `Ready`
@@ -107,32 +109,35 @@ pub fn validate(
 }
 
 /// Step 2, IO: the credentials Secret, from the object's own namespace only.
-async fn read_credentials(
-    ctx: &Context,
-    ns: &str,
-    name: &str,
-) -> Result<Credentials, CredentialsError> {
+async fn read_credentials(ctx: &Context, ns: &str, name: &str) -> Result<Credentials, SecretRead> {
     if let Some(cached) = ctx.cached_secret(ns, name) {
-        return cached;
+        return cached.map_err(SecretRead::Credentials);
     }
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let result = match api.get_opt(name).await {
         Ok(Some(s)) => credentials::from_secret_data(name, &s.data.unwrap_or_default()),
         Ok(None) => Err(CredentialsError::NotFound(name.to_string())),
+        Err(kube::Error::Api(s)) if s.code == 429 || s.code >= 500 => {
+            return Err(SecretRead::Transient(format!("{} ({})", s.reason, s.code)));
+        }
         Err(kube::Error::Api(s)) => Err(CredentialsError::Unreadable {
             secret: name.to_string(),
             reason: format!("{} ({})", s.reason, s.code),
         }),
         Err(e) => {
-            // Transport trouble with the API server is not the object's fault; don't cache it.
-            return Err(CredentialsError::Unreadable {
-                secret: name.to_string(),
-                reason: e.to_string(),
-            });
+            // Trouble with the API server itself is not the object's fault: retry the
+            // reconcile, don't cache it, don't report it as missing credentials.
+            return Err(SecretRead::Transient(e.to_string()));
         }
     };
     ctx.store_secret(ns, name, result.clone());
-    result
+    result.map_err(SecretRead::Credentials)
+}
+
+/// Reading the Secret failed: the object's problem, or a passing API server problem.
+enum SecretRead {
+    Credentials(CredentialsError),
+    Transient(String),
 }
 
 /// What a reconcile decided to do this round.
@@ -146,6 +151,8 @@ enum Round {
     Suspended,
     /// Not due: come back later.
     Wait(Duration),
+    /// A passing API server problem: retry the reconcile.
+    Retry(String),
 }
 
 fn jittered(d: Duration, jitter: f64) -> Duration {
@@ -191,9 +198,10 @@ async fn round(
             .observed_generation
             .or(prev.and_then(|p| p.observed_generation));
     let refresh = cq.annotations().get(REFRESH_ANNOTATION).cloned();
+    // Compared with what the stored status says was handled, so a request made just before a
+    // restart or a failover is not lost.
     let refresh_requested =
-        refresh.is_some() && state.refresh_token.is_some() && refresh != state.refresh_token;
-    state.refresh_token = refresh.or(Some(String::new()));
+        refresh.is_some() && refresh != prev.and_then(|p| p.observed_refresh.clone());
     if state.next_due.is_none() {
         // First sight since start: honour the stored attempt time so restarts don't storm.
         let ready = prev.is_some_and(|p| {
@@ -233,7 +241,8 @@ async fn round(
     }
     let creds = match read_credentials(ctx, &ns, &cq.spec.credentials_secret_ref.name).await {
         Ok(c) => c,
-        Err(e) => {
+        Err(SecretRead::Transient(e)) => return (Round::Retry(e), Some(policy)),
+        Err(SecretRead::Credentials(e)) => {
             return (
                 Round::Evaluate {
                     result: Err(e.into()),
@@ -307,6 +316,10 @@ pub async fn reconcile(cq: Arc<CloudQuota>, ctx: Arc<Context>) -> Result<Action,
         .max(MIN_INTERVAL);
     let now = Timestamp::now();
     let (outcome, requeue) = match round {
+        Round::Retry(e) => {
+            ctx.set_state(&uid, state);
+            return Err(Error::SecretRead(e));
+        }
         Round::Wait(d) => {
             // After a restart an object may not be due for a while: publish its stored status
             // so metrics are complete from the start.
@@ -400,6 +413,11 @@ pub async fn reconcile(cq: Arc<CloudQuota>, ctx: Arc<Context>) -> Result<Action,
         }
     };
     state.observed_generation = cq.metadata.generation;
+    let mut outcome = outcome;
+    // This round polled (or paused): any refresh request up to now is handled.
+    if let Some(r) = cq.annotations().get(REFRESH_ANNOTATION) {
+        outcome.status.observed_refresh = Some(r.clone());
+    }
 
     // Events first: if the status write then fails, the retry recomputes from the old status
     // and the recorder turns the repeat into a PATCH of the same Event, not a new one.
@@ -491,13 +509,13 @@ fn publish_metrics(ctx: &Context, cq: &CloudQuota, state: &mut ObjectState, s: &
             .set(t.0.as_millisecond() as f64 / 1000.0);
     }
     let base = ResourceLabels {
-        namespace: state.namespace.clone(),
-        name: state.name.clone(),
-        provider: cq.spec.provider.to_string(),
-        service: cq.spec.service.to_string(),
-        region: cq.spec.region.clone().unwrap_or_default(),
-        resource: String::new(),
-        zone: String::new(),
+        namespace: state.namespace.as_str().into(),
+        name: state.name.as_str().into(),
+        provider: cq.spec.provider.to_string().into(),
+        service: cq.spec.service.to_string().into(),
+        region: cq.spec.region.as_deref().unwrap_or("").into(),
+        resource: "".into(),
+        zone: "".into(),
     };
     // A relabel (e.g. region edited) leaves no stale series: the old set is replaced whole.
     if state.metric_series.first().is_some_and(|l| {

@@ -171,7 +171,7 @@ pub fn evaluate(
                     format!(
                         "needs {} but only {} left",
                         need.amount,
-                        (limit - r.used).max(0)
+                        (limit as i128 - r.used as i128).max(0)
                     ),
                 )
             } else if left * 100 <= (LOW_PERCENT as i128) * (limit as i128) {

@@ -256,31 +256,60 @@ async fn threshold_events(env: &mut Env) -> Result {
         "reporter"
     );
 
-    // Steady state: polls with nothing changed write nothing and emit nothing.
-    let writes = |m: &str| metric(m, "cloudquota_status_writes_total").unwrap_or(-1.0);
-    let before = writes(&env.metrics().await?);
-    let polls_before = env.sim_requests_for("ims", project).await?;
+    // Steady state: a twin reading the same account evaluates every new answer (the group
+    // trigger) and, since nothing changed, writes nothing and emits nothing. The refreshed
+    // object writes once per refresh, to record it.
+    env.apply_cq(ns, "twin", huawei_spec(env, "ims", project))
+        .await?;
+    let twin = env.wait_cq(ns, "twin", POLL, is_ready).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let twin_rv = env.get_cq(ns, "twin").await?.metadata.resource_version;
+    let m = env.metrics().await?;
+    let writes_before = metric(&m, "cloudquota_status_writes_total").unwrap_or(-1.0);
+    let polls_before = env::metric_sum(&m, "cloudquota_polls_total");
+    let upstream_before = env.sim_requests_for("ims", project).await?;
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(1100)).await;
         env.refresh(ns, "images").await?;
+        tokio::time::sleep(Duration::from_millis(700)).await;
     }
-    env.eventually("three more polls", POLL, || async {
-        let n = env.sim_requests_for("ims", project).await?;
-        if n >= polls_before + 3 {
-            Ok(())
-        } else {
-            Err(format!("{n} requests"))
-        }
-    })
+    env.eventually(
+        "three refreshes evaluated by both objects",
+        POLL,
+        || async {
+            let polls = env::metric_sum(&env.metrics().await?, "cloudquota_polls_total");
+            if polls >= polls_before + 6.0 {
+                Ok(())
+            } else {
+                Err(format!("{} polls", polls - polls_before))
+            }
+        },
+    )
     .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = writes(&env.metrics().await?);
+    let writes_after =
+        metric(&env.metrics().await?, "cloudquota_status_writes_total").unwrap_or(-1.0);
     ensure!(
-        after == before,
-        "status writes in steady state: {before} -> {after}"
+        writes_after == writes_before + 3.0,
+        "status writes: {writes_before} -> {writes_after}, want +3 (the refresh records)"
+    );
+    let upstream = env.sim_requests_for("ims", project).await? - upstream_before;
+    ensure!(
+        upstream == 3,
+        "{upstream} upstream requests for 3 refreshes; the twin must share them"
+    );
+    let twin_after = env.get_cq(ns, "twin").await?;
+    ensure!(
+        twin_after.metadata.resource_version == twin_rv,
+        "the twin's status was rewritten with nothing changed"
+    );
+    ensure!(
+        twin_after.status.as_ref().map(|s| &s.resources)
+            == twin.status.as_ref().map(|s| &s.resources),
+        "twin resources"
     );
     let again = reasons(env, ns, "images").await?;
     ensure!(again.len() == 3, "no new Events in steady state: {again:?}");
+    env.delete_cq(ns, "twin").await?;
     Ok(())
 }
 
