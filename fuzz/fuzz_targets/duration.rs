@@ -1,0 +1,26 @@
+//! `core::duration::parse`: never panics; accepted durations format and parse back.
+#![no_main]
+
+use std::time::Duration;
+
+use cloudquota::core::duration;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|s: &str| {
+    let Ok(d) = duration::parse(s) else {
+        return;
+    };
+    // Negative durations never parse.
+    assert!(!s.contains('-'), "{s:?} parsed as {d:?}");
+    // The overflow guard keeps every accepted value well inside Duration.
+    assert!(d.as_secs() <= u64::MAX / 2, "{s:?} -> {d:?}");
+    let text = duration::format(d);
+    let back = duration::parse(&text).unwrap_or_else(|e| panic!("{d:?} formats as {text:?}: {e}"));
+    if d.as_secs() == 0 {
+        // Below a second, format shows whole milliseconds.
+        assert_eq!(back, Duration::from_millis(d.as_millis() as u64), "{s:?} -> {text:?}");
+    } else if d.as_secs() < 1 << 40 {
+        // Whole seconds (format drops sub-seconds) round-trip exactly while f64 is exact.
+        assert_eq!(back, Duration::from_secs(d.as_secs()), "{s:?} -> {text:?}");
+    }
+});

@@ -1,0 +1,154 @@
+//! Helpers shared by the fuzz targets: invariants every provider parser must keep, and the
+//! signing-vector input shapes (so `tests/vectors/*.json` entries seed the signer targets).
+
+use cloudquota::core::model::{Limit, Quota};
+use serde::Deserialize;
+
+/// Longest upstream text `providers::errors::clip` keeps (300 characters plus `…`).
+pub const MAX_CLIPPED_CHARS: usize = 301;
+
+/// Text that went through `clip`: bounded, no control characters, trimmed.
+pub fn assert_clipped(what: &str, s: &str) {
+    assert!(
+        s.chars().count() <= MAX_CLIPPED_CHARS,
+        "{what}: {} chars is longer than clip allows",
+        s.chars().count()
+    );
+    assert!(
+        !s.chars().any(char::is_control),
+        "{what}: control character in {s:?}"
+    );
+    assert_eq!(s, s.trim(), "{what}: not trimmed");
+}
+
+/// What every parser promises about the quotas it returns.
+pub fn assert_quotas(quotas: &[Quota], clipped_names: bool) {
+    for q in quotas {
+        assert!(q.used >= 0, "negative used in {q:?}");
+        match q.limit {
+            Limit::Limited(n) => assert!(n >= 0, "negative limit in {q:?}"),
+            Limit::Unlimited => {}
+        }
+        for (field, v) in [("reserved", q.reserved), ("min", q.min), ("max", q.max)] {
+            if let Some(n) = v {
+                assert!(n >= 0, "negative {field} in {q:?}");
+            }
+        }
+        assert!(!q.name.is_empty(), "empty name in {q:?}");
+        if clipped_names {
+            assert_clipped("name", &q.name);
+        }
+        if let Some(z) = &q.zone {
+            assert!(!z.is_empty(), "empty zone in {q:?}");
+            assert_clipped("zone", z);
+        }
+        if let Some(u) = &q.unit {
+            assert!(!u.is_empty(), "empty unit in {q:?}");
+            assert_clipped("unit", u);
+        }
+        // Whatever the parser returned must go through the status code without panicking.
+        let _ = cloudquota::core::thresholds::usage_percent(q.used, q.limit.value().unwrap_or(0));
+    }
+}
+
+/// A quota status built from parsed quotas must not panic either (sorting, dedup, levels).
+pub fn assert_status_builds(quotas: Vec<Quota>) {
+    use cloudquota::core::model::Sample;
+    use cloudquota::core::status::{PollOutcome, next};
+    use cloudquota::core::thresholds::Policy;
+    use cloudquota::crd::Thresholds;
+    let policy = Policy::new(&Thresholds::default()).expect("default thresholds are valid");
+    let sample = Sample {
+        endpoint: "https://fuzz.invalid/".into(),
+        quotas,
+    };
+    let now = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+    let first = next(
+        None,
+        PollOutcome::Synced {
+            sample: &sample,
+            policy: &policy,
+        },
+        Some(1),
+        now,
+    );
+    for r in &first.status.resources {
+        if let Some(a) = r.available {
+            assert!(a >= 0, "negative available in {r:?}");
+        }
+    }
+    // The same sample again: no events, same resources.
+    let again = next(
+        Some(&first.status),
+        PollOutcome::Synced {
+            sample: &sample,
+            policy: &policy,
+        },
+        Some(1),
+        now,
+    );
+    assert!(again.events.is_empty(), "{:?}", again.events);
+    assert_eq!(again.status.resources, first.status.resources);
+}
+
+/// One `input` object of `tests/vectors/huaweicloud_sign.json`.
+#[derive(Debug, Deserialize)]
+pub struct HuaweiVectorInput {
+    pub method: String,
+    pub host: String,
+    pub path: String,
+    #[serde(default)]
+    pub query: Vec<(String, String)>,
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    #[serde(default)]
+    pub body: String,
+    pub ak: String,
+    pub sk: String,
+    #[serde(default)]
+    pub security_token: Option<String>,
+    #[serde(default)]
+    pub project_id: Option<String>,
+    pub timestamp: String,
+}
+
+/// One `input` object of `tests/vectors/zenlayer_sign.json`.
+#[derive(Debug, Deserialize)]
+pub struct ZenlayerVectorInput {
+    pub method: String,
+    pub host: String,
+    #[serde(default = "default_service")]
+    pub service: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub action: String,
+    #[serde(default)]
+    pub sdk_version: Option<String>,
+    #[serde(default)]
+    pub sdk_lang: Option<String>,
+    pub content_type: String,
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub ak: Option<String>,
+    #[serde(default)]
+    pub sk: Option<String>,
+    #[serde(default)]
+    pub token: Option<String>,
+    pub timestamp: f64,
+}
+
+fn default_service() -> String {
+    "vm".into()
+}
+
+/// Whether `needle` is long and specific enough that finding it in output means it leaked
+/// (not that it happens to be a substring of something public).
+pub fn distinctive(needle: &str, public: &[&str]) -> bool {
+    needle.len() >= 12
+        && needle.chars().all(|c| c.is_ascii_alphanumeric())
+        && !public.iter().any(|p| p.contains(needle))
+}
