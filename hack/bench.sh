@@ -22,7 +22,8 @@
 #                      -- --operator-arg=--concurrency=64
 #
 # Environment: CLOUDQUOTA_BENCH_OUT (results JSON lines; default
-# target/bench/results-<time>.jsonl), CLOUDQUOTA_TOOLS_BIN (control plane binaries).
+# target/bench/results-<time>.jsonl), CLOUDQUOTA_BENCH_OPERATOR (operator binary to measure;
+# default target/release/cloudquota), CLOUDQUOTA_TOOLS_BIN (control plane binaries).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -145,7 +146,7 @@ for n in "${sizes[@]}"; do
   [[ -n "${sim_url}" ]] || { log "simulator did not start"; cat "${work}/sim-${n}.log" >&2; exit 1; }
 
   args=(scale -n "${n}" --keys "${keys}" --interval "${interval}" --sim-url "${sim_url}"
-        --operator-bin "${bin}/cloudquota" --audit-log "${CLOUDQUOTA_AUDIT_LOG}"
+        --operator-bin "${CLOUDQUOTA_BENCH_OPERATOR:-${bin}/cloudquota}" --audit-log "${CLOUDQUOTA_AUDIT_LOG}"
         --workdir "${work}" --out "${out}")
   (( check )) && args+=(--check)
   [[ -n "${label}" ]] && args+=(--label "${label}")

@@ -195,14 +195,19 @@ proptest! {
 /// of the two thresholds usage oscillates around, and the in-band usages.
 fn oscillation() -> impl Strategy<Value = (Pair, i64, i64, Vec<i64>)> {
     (3i64..=85, 100i64..=50_000, any::<bool>())
-        .prop_flat_map(|(w, l, around_critical)| (Just(w), w + 5..=97, Just(l), Just(around_critical)))
+        .prop_flat_map(|(w, l, around_critical)| {
+            (Just(w), w + 5..=97, Just(l), Just(around_critical))
+        })
         .prop_flat_map(|(w, c, l, around_critical)| {
             let t = if around_critical { c } else { w };
             // Usages u with (t - band)% <= u/l < (t + band)%: "less than the band" either side.
             let lo = ((t - HYSTERESIS_POINTS) * l + 99) / 100;
             let hi = ((t + HYSTERESIS_POINTS) * l - 1) / 100;
             (
-                Just(Pair { warning: w, critical: c }),
+                Just(Pair {
+                    warning: w,
+                    critical: c,
+                }),
                 Just(l),
                 Just(t),
                 prop::collection::vec(lo..=hi, 2..120),
@@ -380,10 +385,34 @@ proptest! {
 
 /// Keys the parsers look at, so arbitrary documents often have the right shape somewhere.
 const KEYS: &[&str] = &[
-    "quotas", "resources", "type", "used", "quota", "min", "max", "unit", "quota_set", "id",
-    "in_use", "limit", "reserved", "gigabytes_SSD", "volumes", "response", "images",
-    "imageRegionQuota", "zoneId", "regionId", "count", "maxCount", "error_code", "error_msg",
-    "code", "message", "error", "x",
+    "quotas",
+    "resources",
+    "type",
+    "used",
+    "quota",
+    "min",
+    "max",
+    "unit",
+    "quota_set",
+    "id",
+    "in_use",
+    "limit",
+    "reserved",
+    "gigabytes_SSD",
+    "volumes",
+    "response",
+    "images",
+    "imageRegionQuota",
+    "zoneId",
+    "regionId",
+    "count",
+    "maxCount",
+    "error_code",
+    "error_msg",
+    "code",
+    "message",
+    "error",
+    "x",
 ];
 
 fn scalar() -> impl Strategy<Value = Value> {
@@ -392,10 +421,24 @@ fn scalar() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
         (-3i64..=30).prop_map(|n| json!(n)),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         any::<u64>().prop_map(|n| json!(n)),
-        prop::sample::select(vec!["", "null", "GB", "-1", "3", " 42 ", "1e400", "9.0e15", "2.0", "\u{1}", "image"])
-            .prop_map(|s| json!(s)),
+        prop::sample::select(vec![
+            "",
+            "null",
+            "GB",
+            "-1",
+            "3",
+            " 42 ",
+            "1e400",
+            "9.0e15",
+            "2.0",
+            "\u{1}",
+            "\u{7} \u{85}",
+            "image"
+        ])
+        .prop_map(|s| json!(s)),
         ".{0,12}".prop_map(Value::String),
     ]
 }
@@ -405,7 +448,11 @@ fn json_value() -> impl Strategy<Value = Value> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
             prop::collection::vec((prop::sample::select(KEYS), inner), 0..6).prop_map(|kv| {
-                Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<Map<_, _>>())
+                Value::Object(
+                    kv.into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect::<Map<_, _>>(),
+                )
             }),
         ]
     })
@@ -430,13 +477,30 @@ fn shaped() -> impl Strategy<Value = Value> {
     })
 }
 
-fn check_parsed(result: Result<Vec<Quota>, cloudquota::providers::ProviderError>) -> Result<(), TestCaseError> {
+fn check_parsed(
+    result: Result<Vec<Quota>, cloudquota::providers::ProviderError>,
+) -> Result<(), TestCaseError> {
     match result {
         Ok(quotas) => {
             for q in &quotas {
                 prop_assert!(q.used >= 0, "negative used: {:?}", q);
                 prop_assert!(matches!(q.limit, Limit::Unlimited) || q.limit.value().unwrap() >= 0);
-                prop_assert!([q.reserved, q.min, q.max].iter().flatten().all(|n| *n >= 0), "{:?}", q);
+                prop_assert!(
+                    [q.reserved, q.min, q.max].iter().flatten().all(|n| *n >= 0),
+                    "{:?}",
+                    q
+                );
+                prop_assert!(!q.name.is_empty(), "empty name: {:?}", q);
+                prop_assert!(
+                    q.zone.as_ref().is_none_or(|z| !z.is_empty()),
+                    "empty zone: {:?}",
+                    q
+                );
+                prop_assert!(
+                    q.unit.as_ref().is_none_or(|u| !u.is_empty()),
+                    "empty unit: {:?}",
+                    q
+                );
             }
         }
         Err(e) => prop_assert_eq!(e.reason(), "InvalidResponse"),

@@ -80,7 +80,10 @@ fn check(list: &Allowlist, endpoint: &str, everything_allowed: bool, default_lis
             return;
         }
     };
-    assert!(url.username().is_empty() && url.password().is_none(), "{url}");
+    assert!(
+        url.username().is_empty() && url.password().is_none(),
+        "{url}"
+    );
     let host = url.host().expect("accepted URLs have a host");
     let loopback = is_loopback_host(&host);
     match url.scheme() {
@@ -122,9 +125,8 @@ fn check(list: &Allowlist, endpoint: &str, everything_allowed: bool, default_lis
 
 /// Compiled once: building glob sets dominates the run time otherwise.
 /// Index: `[insecure_loopback as usize]`.
-static DEFAULT: LazyLock<[Allowlist; 2]> = LazyLock::new(|| {
-    [false, true].map(|l| Allowlist::new(DEFAULT_ALLOWED_HOSTS, l).unwrap())
-});
+static DEFAULT: LazyLock<[Allowlist; 2]> =
+    LazyLock::new(|| [false, true].map(|l| Allowlist::new(DEFAULT_ALLOWED_HOSTS, l).unwrap()));
 static EVERYTHING: LazyLock<[Allowlist; 2]> =
     LazyLock::new(|| [false, true].map(|l| Allowlist::new(&["*"], l).unwrap()));
 

@@ -36,7 +36,11 @@ fn check_parse(s: &str) -> Option<Need> {
         Some(z) => format!("{}@{z}={}", need.resource, need.amount),
         None => format!("{}={}", need.resource, need.amount),
     };
-    assert_eq!(text.parse::<Need>().as_ref(), Ok(&need), "{s:?} -> {text:?}");
+    assert_eq!(
+        text.parse::<Need>().as_ref(),
+        Ok(&need),
+        "{s:?} -> {text:?}"
+    );
     Some(need)
 }
 
@@ -111,7 +115,9 @@ fuzz_target!(|input: Input| {
         let matches: Vec<_> = status
             .resources
             .iter()
-            .filter(|s| s.name == r.need.resource && (r.need.zone.is_none() || s.zone == r.need.zone))
+            .filter(|s| {
+                s.name == r.need.resource && (r.need.zone.is_none() || s.zone == r.need.zone)
+            })
             .collect();
         match matches.as_slice() {
             [s] => match s.limit.filter(|_| !s.unlimited) {

@@ -18,7 +18,11 @@ fuzz_target!(|s: &str| {
     let back = duration::parse(&text).unwrap_or_else(|e| panic!("{d:?} formats as {text:?}: {e}"));
     if d.as_secs() == 0 {
         // Below a second, format shows whole milliseconds.
-        assert_eq!(back, Duration::from_millis(d.as_millis() as u64), "{s:?} -> {text:?}");
+        assert_eq!(
+            back,
+            Duration::from_millis(d.as_millis() as u64),
+            "{s:?} -> {text:?}"
+        );
     } else if d.as_secs() < 1 << 40 {
         // Whole seconds (format drops sub-seconds) round-trip exactly while f64 is exact.
         assert_eq!(back, Duration::from_secs(d.as_secs()), "{s:?} -> {text:?}");

@@ -44,6 +44,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = (c, e.reason(), e.is_retryable(), e.to_string());
         // A provider echoing a credential back never keeps it.
         let scrubbed = e.scrubbed(&[SECRET]).to_string();
-        assert!(!scrubbed.contains(SECRET), "secret survived scrubbing: {scrubbed}");
+        assert!(
+            !scrubbed.contains(SECRET),
+            "secret survived scrubbing: {scrubbed}"
+        );
     }
 });

@@ -42,7 +42,12 @@ fuzz_target!(|input: Input| {
     let uri = canonical_uri(input.path);
     assert!(uri.ends_with('/'), "{uri:?}");
     assert_encoded("canonical_uri", &uri, b"/");
-    assert_eq!(canonical_uri(&uri), uri, "not idempotent for {:?}", input.path);
+    assert_eq!(
+        canonical_uri(&uri),
+        uri,
+        "not idempotent for {:?}",
+        input.path
+    );
     if input.path.starts_with('/') {
         assert!(uri.starts_with('/'), "{uri:?}");
     }

@@ -16,7 +16,9 @@ fuzz_target!(|data: &[u8]| {
     // The filter only ever removes zones: an unfiltered parse succeeds whenever a filtered one
     // does... not quite (a filtered-out item is not validated further), so only the other way:
     if let Ok(all) = cloudquota::providers::zenlayer_vm::parse(body, &[]) {
-        let filtered = result.as_ref().expect("a body valid for all zones is valid for some");
+        let filtered = result
+            .as_ref()
+            .expect("a body valid for all zones is valid for some");
         let want = all
             .iter()
             .filter(|q| filter.is_empty() || filter.contains(q.zone.as_ref().unwrap()))
@@ -28,7 +30,10 @@ fuzz_target!(|data: &[u8]| {
         for q in &quotas {
             assert_eq!(q.name, cloudquota::providers::zenlayer_vm::RESOURCE);
             let zone = q.zone.as_ref().expect("zenlayer quotas are per zone");
-            assert!(filter.is_empty() || filter.contains(zone), "{zone} not in {filter:?}");
+            assert!(
+                filter.is_empty() || filter.contains(zone),
+                "{zone} not in {filter:?}"
+            );
         }
         cloudquota_fuzz::assert_status_builds(quotas);
     }

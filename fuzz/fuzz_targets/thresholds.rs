@@ -38,7 +38,10 @@ fn check_levels(pair: Pair, used: i64, more: u32, limit: Limit, previous: Option
     let q = |used| Quota::new("r", used, limit);
     let raw = thresholds::level(&q(used), pair, None);
     let higher = thresholds::level(&q(used.saturating_add(more as i64)), pair, None);
-    assert!(raw <= higher, "{used}+{more} of {limit:?} at {pair:?}: {raw:?} > {higher:?}");
+    assert!(
+        raw <= higher,
+        "{used}+{more} of {limit:?} at {pair:?}: {raw:?} > {higher:?}"
+    );
     match limit {
         Limit::Unlimited => assert_eq!(raw, Level::Unlimited),
         Limit::Limited(l) => {
@@ -93,7 +96,8 @@ fuzz_target!(|input: Input| {
         ignore: input.ignore.iter().take(8).cloned().collect(),
     };
     let previous = input.previous.map(|b| LEVELS[b as usize % LEVELS.len()]);
-    let limit = Limit::from_wire(input.limit).unwrap_or(Limit::Limited(input.limit.unsigned_abs() as i64 & i64::MAX));
+    let limit = Limit::from_wire(input.limit)
+        .unwrap_or(Limit::Limited(input.limit.unsigned_abs() as i64 & i64::MAX));
     // Parsers never return negative usage.
     let used = input.used & i64::MAX;
     match Policy::new(&t) {
@@ -116,5 +120,14 @@ fuzz_target!(|input: Input| {
     // Any valid pair, whether a policy produced it or not.
     let w = 1 + (input.warning.unsigned_abs() % 100) as i64;
     let c = w + (input.critical.unsigned_abs() % (101 - w as u64)) as i64;
-    check_levels(Pair { warning: w, critical: c }, used, input.more, limit, previous);
+    check_levels(
+        Pair {
+            warning: w,
+            critical: c,
+        },
+        used,
+        input.more,
+        limit,
+        previous,
+    );
 });

@@ -145,10 +145,22 @@ fn default_service() -> String {
     "vm".into()
 }
 
-/// Whether `needle` is long and specific enough that finding it in output means it leaked
-/// (not that it happens to be a substring of something public).
-pub fn distinctive(needle: &str, public: &[&str]) -> bool {
-    needle.len() >= 12
-        && needle.chars().all(|c| c.is_ascii_alphanumeric())
-        && !public.iter().any(|p| p.contains(needle))
+/// A stand-in secret for [`assert_not_leaked`]'s comparison run.
+pub const OTHER_SECRET: &str = "Zz9-other-secret-for-comparison";
+
+/// `debug` (output produced with `secret`) leaks it if it contains the secret while the same
+/// output produced with [`OTHER_SECRET`] instead (`other_debug`) does not: text that is there
+/// either way (header names, request data) is not a leak. Short or all-hex secrets are skipped
+/// (they can occur in hashes and signatures by chance).
+pub fn assert_not_leaked(what: &str, secret: &str, debug: &str, other_debug: &str) {
+    if secret.len() < 8
+        || secret == OTHER_SECRET
+        || (secret.len() < 24 && secret.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        return;
+    }
+    assert!(
+        !debug.contains(secret) || other_debug.contains(secret),
+        "{what} {secret:?} in Debug output: {debug}"
+    );
 }

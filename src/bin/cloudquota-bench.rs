@@ -146,18 +146,27 @@ struct FetchArgs {
     ak: String,
     #[arg(long, default_value = DEMO_SK)]
     sk: String,
-    /// Tokio runtime: `current` (one thread) or `multi` (the operator's).
-    #[arg(long, default_value = "multi")]
+    /// Tokio runtime: `current` (one thread), `multi-task` (a task on a multi-thread runtime:
+    /// how the operator fetches, kube-runtime spawns each reconcile) or `multi` (`block_on`
+    /// on the main thread of a multi-thread runtime).
+    #[arg(long, default_value = "current")]
     runtime: String,
     /// Give up after this long.
     #[arg(long, default_value = "120s", value_parser = parse_duration)]
     max_time: Duration,
+    /// Also time signing alone and parsing alone (N rounds each, no network).
+    #[arg(long)]
+    breakdown: bool,
 }
 
 #[derive(Args, Debug)]
 struct TableArgs {
     /// Files with JSON result lines (from `scale --out` or `fetch`).
     files: Vec<PathBuf>,
+    /// Exit 3 when a fetch ratio (Python SDK / cloudquota, one thread) is below this, or a
+    /// scale result missed a target.
+    #[arg(long)]
+    check_ratio: Option<f64>,
 }
 
 fn main() -> ExitCode {
@@ -191,7 +200,17 @@ fn main() -> ExitCode {
                 tokio::runtime::Builder::new_multi_thread()
             };
             let rt = b.enable_all().build().expect("runtime");
-            match rt.block_on(fetch(a)) {
+            let spawned = a.runtime == "multi-task";
+            let res = rt.block_on(async move {
+                if spawned {
+                    tokio::spawn(fetch(a))
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()))
+                } else {
+                    fetch(a).await
+                }
+            });
+            match res {
                 Ok(line) => {
                     println!("{line}");
                     ExitCode::SUCCESS
@@ -202,10 +221,14 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Table(a) => match table(&a.files) {
-            Ok(t) => {
+        Cmd::Table(a) => match table(&a.files, a.check_ratio) {
+            Ok((t, ok)) => {
                 print!("{t}");
-                ExitCode::SUCCESS
+                if ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(3)
+                }
             }
             Err(e) => {
                 eprintln!("bench: error: {e}");
@@ -1324,6 +1347,11 @@ struct FetchResult {
     wall_seconds: f64,
     cpu_us_per_fetch: f64,
     runtime: String,
+    /// With --breakdown: CPU of signing one request and of parsing one answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sign_us: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    parse_us: Option<f64>,
 }
 
 async fn fetch(a: FetchArgs) -> Result<String, String> {
@@ -1398,11 +1426,126 @@ async fn fetch(a: FetchArgs) -> Result<String, String> {
         wall_seconds: wall.as_secs_f64(),
         cpu_us_per_fetch: cpu.as_secs_f64() * 1e6 / done.max(1) as f64,
         runtime: a.runtime.clone(),
+        sign_us: None,
+        parse_us: None,
     };
+    let mut r = r;
+    if a.breakdown {
+        let (sign_us, parse_us) =
+            breakdown(&http, &target, &creds, &a, a.fetches.max(1000)).await?;
+        r.sign_us = Some(sign_us);
+        r.parse_us = Some(parse_us);
+    }
     if failures > 0 {
         return Err(format!("{failures} of {done} fetches failed"));
     }
     serde_json::to_string(&r).map_err(|e| e.to_string())
+}
+
+/// CPU µs of one signature and of one parse of a real answer (fetched once), each averaged
+/// over `n` rounds.
+async fn breakdown(
+    http: &HttpClient,
+    target: &Target,
+    creds: &Credentials,
+    a: &FetchArgs,
+    n: u32,
+) -> Result<(f64, f64), String> {
+    use cloudquota::providers::{huawei, huawei_dws, huawei_evs, huawei_ims, zenlayer_vm};
+    use cloudquota::sign::{huawei as hs, zenlayer as zs};
+    let host = huawei::host_port(&target.endpoint).map_err(|e| e.to_string())?;
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
+    if target.provider == Provider::Zenlayer {
+        let keys = zs::ZenlayerCredentials::new(&a.ak, &a.sk).map_err(|e| e.to_string())?;
+        let path = format!("/api/v2/{}", zs::VM_SERVICE);
+        let req = zs::ZenlayerRequest {
+            method: "POST",
+            host: &host,
+            service: zs::VM_SERVICE,
+            version: zs::VM_API_VERSION,
+            action: "DescribeImageQuota",
+            content_type: zs::CONTENT_TYPE_JSON,
+            body: b"{}",
+            headers: &[],
+            sdk_version: None,
+            sdk_lang: None,
+        };
+        let t = process_cpu();
+        for _ in 0..n {
+            std::hint::black_box(
+                zs::sign(&req, &keys, jiff::Timestamp::now()).map_err(|e| e.to_string())?,
+            );
+        }
+        let sign = per(process_cpu() - t);
+        let headers = zs::sign(&req, &keys, jiff::Timestamp::now())
+            .map_err(|e| e.to_string())?
+            .headers
+            .into_vec();
+        let mut url = target.endpoint.clone();
+        url.set_path(&path);
+        let resp = http
+            .send(
+                &cloudquota::providers::http::UpstreamLabels::for_target(target),
+                cloudquota::providers::http::Request {
+                    method: reqwest::Method::POST,
+                    url,
+                    headers: &headers,
+                    body: b"{}".to_vec(),
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let t = process_cpu();
+        for _ in 0..n {
+            std::hint::black_box(zenlayer_vm::parse(&resp.body, &[]).map_err(|e| e.to_string())?);
+        }
+        return Ok((sign, per(process_cpu() - t)));
+    }
+    let p = target.project_id.clone().unwrap_or_default();
+    let (path, query, header): (String, Vec<(&str, &str)>, Option<&str>) = match target.service {
+        Service::Evs => (
+            format!("/v2/{p}/os-quota-sets/{p}"),
+            vec![("usage", "True")],
+            None,
+        ),
+        Service::Dws => (format!("/v1.0/{p}/quotas"), vec![], None),
+        _ => ("/v1/cloudimages/quota".into(), vec![], Some(p.as_str())),
+    };
+    let keys = hs::HuaweiCredentials::new(a.ak.clone(), SecretValue::new(a.sk.clone()));
+    let req = hs::HuaweiRequest {
+        method: "GET",
+        host: &host,
+        path: &path,
+        query: &query,
+        headers: &[("Content-Type", "application/json")],
+        body: b"",
+        project_id: header,
+    };
+    let t = process_cpu();
+    for _ in 0..n {
+        std::hint::black_box(
+            hs::sign(&req, &keys, jiff::Timestamp::now()).map_err(|e| e.to_string())?,
+        );
+    }
+    let sign = per(process_cpu() - t);
+    let (_, body) = huawei::get(http, target, creds, &path, &query, header)
+        .await
+        .map_err(|e| e.to_string())?;
+    let parse: fn(
+        &[u8],
+    ) -> Result<
+        Vec<cloudquota::core::model::Quota>,
+        cloudquota::providers::ProviderError,
+    > = match target.service {
+        Service::Evs => huawei_evs::parse,
+        Service::Dws => huawei_dws::parse,
+        _ => huawei_ims::parse,
+    };
+    let t = process_cpu();
+    for _ in 0..n {
+        std::hint::black_box(parse(&body).map_err(|e| e.to_string())?);
+    }
+    Ok((sign, per(process_cpu() - t)))
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1414,21 +1557,109 @@ fn fmt_opt(v: Option<f64>, prec: usize) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-fn table(files: &[PathBuf]) -> Result<String, String> {
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    Some(v[v.len() / 2])
+}
+
+/// The client comparison: CPU µs per fetch by service and client, best and median of the
+/// rounds (other load on the machine only ever adds CPU time, so the best round is the
+/// closest to each client's own cost), and the ratios Python SDK / cloudquota.
+fn fetch_table(fetches: &[Value], min_ratio: f64) -> (String, bool) {
+    let us = |v: &Value| {
+        v["cpu_us_per_fetch"].as_f64().unwrap_or_else(|| {
+            v["cpu_seconds"].as_f64().unwrap_or(0.0) * 1e6 / v["fetches"].as_f64().unwrap_or(1.0)
+        })
+    };
+    let values = |svc: &str, runtime: &str, f: &dyn Fn(&Value) -> Option<f64>| -> Vec<f64> {
+        fetches
+            .iter()
+            .filter(|v| v["service"] == svc && v["runtime"] == runtime)
+            .filter_map(f)
+            .collect()
+    };
+    let best = |v: &[f64]| v.iter().copied().reduce(f64::min);
+    let mut services: Vec<String> = Vec::new();
+    for v in fetches {
+        if let Some(s) = v["service"].as_str()
+            && !services.iter().any(|x| x == s)
+        {
+            services.push(s.to_string());
+        }
+    }
+    let rounds = fetches.iter().filter(|v| v["runtime"] == "python").count() / services.len().max(1);
+    let mut out = format!(
+        "CPU µs per fetch, best / median of {rounds} round(s):\n\n\
+         | service | cloudquota, 1 thread | of which sign / parse | cloudquota, in a task on a multi-thread runtime | Python SDK | Python SDK / cloudquota (1 thread), best / median | same, multi-thread runtime |\n\
+         |---|---|---|---|---|---|---|\n"
+    );
+    let mut ok = true;
+    for svc in &services {
+        let cur = values(svc, "current", &|v| Some(us(v)));
+        let sign = median(values(svc, "current", &|v| v["sign_us"].as_f64()));
+        let parse = median(values(svc, "current", &|v| v["parse_us"].as_f64()));
+        let multi = values(svc, "multi-task", &|v| Some(us(v)));
+        let py = values(svc, "python", &|v| Some(us(v)));
+        let ratio = |p: Option<f64>, r: Option<f64>| match (p, r) {
+            (Some(p), Some(r)) if r > 0.0 => Some(p / r),
+            _ => None,
+        };
+        let r_best = ratio(best(&py), best(&cur));
+        let r_med = ratio(median(py.clone()), median(cur.clone()));
+        let r_multi = ratio(best(&py), best(&multi));
+        let met = r_best.is_some_and(|r| r >= min_ratio);
+        ok &= met;
+        let x = |r: Option<f64>| r.map(|r| format!("{r:.1}x")).unwrap_or_else(|| "-".into());
+        out.push_str(&format!(
+            "| {svc} | {} / {} µs | {} / {} µs | {} / {} µs | {} / {} µs | **{}**{} / {} | {} |\n",
+            fmt_opt(best(&cur), 1),
+            fmt_opt(median(cur.clone()), 1),
+            fmt_opt(sign, 1),
+            fmt_opt(parse, 1),
+            fmt_opt(best(&multi), 1),
+            fmt_opt(median(multi.clone()), 1),
+            fmt_opt(best(&py), 0),
+            fmt_opt(median(py.clone()), 0),
+            x(r_best),
+            if met { "" } else { " ✗" },
+            x(r_med),
+            x(r_multi),
+        ));
+    }
+    (out, ok)
+}
+
+fn table(files: &[PathBuf], min_ratio: Option<f64>) -> Result<(String, bool), String> {
     let mut scale: Vec<ScaleResult> = Vec::new();
+    let mut fetches: Vec<Value> = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let v: Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
             if v["kind"] == "scale" {
                 scale.push(serde_json::from_value(v).map_err(|e| e.to_string())?);
+            } else if v["kind"] == "fetch" {
+                fetches.push(v);
             }
         }
     }
     let mut out = String::new();
-    if scale.is_empty() {
-        return Ok(out);
+    let mut ok = true;
+    if !fetches.is_empty() {
+        let (t, met) = fetch_table(&fetches, min_ratio.unwrap_or(20.0));
+        out.push_str(&t);
+        ok &= met || min_ratio.is_none();
     }
+    if scale.is_empty() {
+        return Ok((out, ok));
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    ok &= min_ratio.is_none() || scale.iter().all(|r| r.all_met);
     let head: Vec<String> = scale
         .iter()
         .map(|r| {
@@ -1593,5 +1824,5 @@ fn table(files: &[PathBuf]) -> Result<String, String> {
             "**no**".into()
         }
     });
-    Ok(out)
+    Ok((out, ok))
 }

@@ -20,12 +20,22 @@ pub struct Health {
 }
 
 async fn metrics(State(h): State<Health>) -> impl IntoResponse {
+    // Streamed part by part (see `Metrics::encode_part`): the next part is encoded only when
+    // hyper wants more to send, so the whole text never sits in memory at once.
+    let parts = futures::stream::unfold(0usize, move |i| {
+        let metrics = h.metrics.clone();
+        async move {
+            metrics
+                .encode_part(i)
+                .map(|text| (Ok::<_, std::convert::Infallible>(text), i + 1))
+        }
+    });
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        h.metrics.encode(),
+        axum::body::Body::from_stream(parts),
     )
 }
 

@@ -24,10 +24,17 @@ pub fn parse_quota_resources(
         .enumerate()
         .map(|(i, r)| {
             let f = |name: &str| format!("quotas.resources[{i}].{name}");
+            // Full field names are only built for an error (this runs on every poll).
+            let at = |e: ProviderError| match e {
+                ProviderError::InvalidResponse(m) => {
+                    ProviderError::InvalidResponse(format!("quotas.resources[{i}].{m}"))
+                }
+                e => e,
+            };
             let mut q = Quota::new(
-                parse::string(r.get("type"), &f("type"))?,
-                parse::count(r.get("used"), &f("used"))?,
-                parse::limit(r.get("quota"), &f("quota"))?,
+                parse::string(r.get("type"), "type").map_err(at)?,
+                parse::count(r.get("used"), "used").map_err(at)?,
+                parse::limit(r.get("quota"), "quota").map_err(at)?,
             );
             extra(r, &mut q, &f)?;
             Ok(q)

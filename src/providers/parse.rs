@@ -115,7 +115,7 @@ pub fn unit(v: Option<&Value>, field: &str) -> Result<Option<String>, ProviderEr
             if t.is_empty() || t.eq_ignore_ascii_case("null") {
                 Ok(None)
             } else {
-                Ok(Some(clip(t)))
+                Ok(Some(clip(t)).filter(|u| !u.is_empty()))
             }
         }
         // The DWS doc types unit as Integer; a number there carries no unit.
@@ -130,7 +130,7 @@ pub fn unit(v: Option<&Value>, field: &str) -> Result<Option<String>, ProviderEr
 /// A non-empty string.
 pub fn string(v: Option<&Value>, field: &str) -> Result<String, ProviderError> {
     match v {
-        Some(Value::String(s)) if !s.trim().is_empty() => Ok(clip(s)),
+        Some(Value::String(s)) if !clip(s).is_empty() => Ok(clip(s)),
         Some(Value::String(_)) => Err(invalid(field, "empty")),
         None | Some(Value::Null) => Err(invalid(field, "missing")),
         Some(other) => Err(invalid(

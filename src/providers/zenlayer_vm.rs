@@ -91,7 +91,13 @@ pub fn parse(body: &[u8], zones: &[String]) -> Result<Vec<Quota>, ProviderError>
     let items = parse::array(Some(list), field)?;
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let f = |name: &str| format!("{field}[{i}].{name}");
+        // Full field names are only built for an error (this runs on every poll).
+        let at = |e: ProviderError| match e {
+            ProviderError::InvalidResponse(m) => {
+                ProviderError::InvalidResponse(format!("{field}[{i}].{m}"))
+            }
+            e => e,
+        };
         // Tolerate the other shape's key inside either list.
         let zone_value = item.get(zone_key).or_else(|| {
             item.get(if zone_key == "zoneId" {
@@ -100,14 +106,14 @@ pub fn parse(body: &[u8], zones: &[String]) -> Result<Vec<Quota>, ProviderError>
                 "zoneId"
             })
         });
-        let zone = parse::string(zone_value, &f(zone_key))?;
+        let zone = parse::string(zone_value, zone_key).map_err(at)?;
         if !zones.is_empty() && !zones.contains(&zone) {
             continue;
         }
         let mut q = Quota::new(
             RESOURCE,
-            parse::count(item.get("count"), &f("count"))?,
-            parse::limit(item.get("maxCount"), &f("maxCount"))?,
+            parse::count(item.get("count"), "count").map_err(at)?,
+            parse::limit(item.get("maxCount"), "maxCount").map_err(at)?,
         );
         q.zone = Some(zone);
         out.push(q);
