@@ -15,7 +15,9 @@
 #   --check            check targets (exit 1 when one is missed) without the CI defaults
 #   --interval D       poll interval of the CloudQuotas (default 60s; minimum 30s)
 #   --keys K           distinct upstream keys (default 20)
-#   --no-build         use the existing target/release binaries
+#   --no-build         use the existing binaries
+#   --debug            build and use debug binaries (target/debug; what CI already has:
+#                      no release build, numbers are higher than a release build's)
 #   --keep             keep the work dir (operator logs, audit logs, results)
 #   --label TEXT       stored with the results (e.g. "before fix")
 #   -- ARGS            extra `cloudquota-bench scale` arguments, e.g.
@@ -29,7 +31,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${root}"
 
-ci=0 check=0 build=1 keep=0 interval="" keys=20 label=""
+ci=0 check=0 build=1 keep=0 interval="" keys=20 label="" profile=release
 sizes=() extra=()
 while (( $# > 0 )); do
   case "$1" in
@@ -38,6 +40,7 @@ while (( $# > 0 )); do
     --interval) interval="$2"; shift ;;
     --keys) keys="$2"; shift ;;
     --no-build) build=0 ;;
+    --debug) profile=debug ;;
     --keep) keep=1 ;;
     --label) label="$2"; shift ;;
     --) shift; extra=("$@"); break ;;
@@ -56,12 +59,14 @@ log() { printf '[bench.sh] %s\n' "$*" >&2; }
 t_start=${SECONDS}
 
 if (( build )); then
-  log "building release binaries (cloudquota, cloudquota-sim, cloudquota-bench)"
+  log "building ${profile} binaries (cloudquota, cloudquota-sim, cloudquota-bench)"
   t_build=${SECONDS}
-  cargo build --release --quiet --bin cloudquota --bin cloudquota-sim --bin cloudquota-bench
+  release=()
+  [[ "${profile}" == release ]] && release=(--release)
+  cargo build "${release[@]}" --quiet --bin cloudquota --bin cloudquota-sim --bin cloudquota-bench
   log "build took $(( SECONDS - t_build ))s"
 fi
-bin="${root}/target/release"
+bin="${root}/target/${profile}"
 for b in cloudquota cloudquota-sim cloudquota-bench; do
   [[ -x "${bin}/${b}" ]] || { log "missing ${bin}/${b}"; exit 2; }
 done
@@ -150,6 +155,7 @@ for n in "${sizes[@]}"; do
         --workdir "${work}" --out "${out}")
   (( check )) && args+=(--check)
   [[ -n "${label}" ]] && args+=(--label "${label}")
+  [[ "${profile}" == debug && -z "${label}" ]] && args+=(--label "debug build")
   rc=0
   "${bin}/cloudquota-bench" "${args[@]}" "${extra[@]}" || rc=$?
   if (( rc == 3 )); then

@@ -1590,7 +1590,8 @@ fn fetch_table(fetches: &[Value], min_ratio: f64) -> (String, bool) {
             services.push(s.to_string());
         }
     }
-    let rounds = fetches.iter().filter(|v| v["runtime"] == "python").count() / services.len().max(1);
+    let rounds =
+        fetches.iter().filter(|v| v["runtime"] == "python").count() / services.len().max(1);
     let mut out = format!(
         "CPU µs per fetch, best / median of {rounds} round(s):\n\n\
          | service | cloudquota, 1 thread | of which sign / parse | cloudquota, in a task on a multi-thread runtime | Python SDK | Python SDK / cloudquota (1 thread), best / median | same, multi-thread runtime |\n\
