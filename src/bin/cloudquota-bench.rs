@@ -689,6 +689,28 @@ struct ScaleResult {
     cpu_steady_s: f64,
     cpu_steady_pct: f64,
     cpu_total_s: f64,
+    /// CPU seconds of the API server, etcd, this bench process and the whole machine (all
+    /// CPUs) from operator start to all Ready, and in the steady window; 1-minute load average
+    /// at all Ready and at the end of the steady window. The machine total shows how much
+    /// else was running.
+    #[serde(default)]
+    startup_cpu_apiserver_s: f64,
+    #[serde(default)]
+    startup_cpu_etcd_s: f64,
+    #[serde(default)]
+    startup_cpu_bench_s: f64,
+    #[serde(default)]
+    startup_cpu_machine_s: f64,
+    #[serde(default)]
+    steady_cpu_apiserver_s: f64,
+    #[serde(default)]
+    steady_cpu_etcd_s: f64,
+    #[serde(default)]
+    steady_cpu_machine_s: f64,
+    #[serde(default)]
+    loadavg_ready: f64,
+    #[serde(default)]
+    loadavg_steady: f64,
     cpu_per_reconcile_us: f64,
     rss_peak_mib: f64,
     rss_end_mib: f64,
@@ -918,6 +940,65 @@ fn start_operator(a: &ScaleArgs, port: u16) -> Result<Operator, String> {
     Ok(Operator { child, pid_file })
 }
 
+/// CPU of the processes around the operator, and of the machine.
+struct Others {
+    apiserver: Option<u32>,
+    etcd: Option<u32>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct OthersSample {
+    apiserver: f64,
+    etcd: f64,
+    bench: f64,
+    machine: f64,
+    load1: f64,
+}
+
+impl Others {
+    fn new() -> Others {
+        let pid = |v: &str| std::env::var(v).ok().and_then(|p| p.trim().parse().ok());
+        Others {
+            apiserver: pid("CLOUDQUOTA_APISERVER_PID"),
+            etcd: pid("CLOUDQUOTA_ETCD_PID"),
+        }
+    }
+
+    fn sample(&self) -> OthersSample {
+        let cpu = |p: Option<u32>| p.and_then(|p| proc_cpu(p).ok()).unwrap_or(0.0);
+        // First line of /proc/stat: user nice system idle iowait irq softirq steal (ticks).
+        let machine = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| {
+                let f: Vec<f64> = s
+                    .lines()
+                    .next()?
+                    .split_whitespace()
+                    .skip(1)
+                    .filter_map(|v| v.parse().ok())
+                    .collect();
+                Some(
+                    f.iter().take(8).sum::<f64>()
+                        - f.get(3).copied().unwrap_or(0.0)
+                        - f.get(4).copied().unwrap_or(0.0),
+                )
+            })
+            .unwrap_or(0.0)
+            / clock_ticks();
+        let load1 = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0.0);
+        OthersSample {
+            apiserver: cpu(self.apiserver),
+            etcd: cpu(self.etcd),
+            bench: process_cpu().as_secs_f64(),
+            machine,
+            load1,
+        }
+    }
+}
+
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
@@ -961,6 +1042,8 @@ async fn scale(a: ScaleArgs) -> Result<bool, String> {
     let port = free_port()?;
     let metrics_url = format!("http://127.0.0.1:{port}/metrics");
     let c_start = sim_counters(&http, &a.sim_url).await?;
+    let others = Others::new();
+    let o_start = others.sample();
     let wall_start = SystemTime::now();
     let t0 = Instant::now();
     let mut op = start_operator(&a, port)?;
@@ -988,6 +1071,7 @@ async fn scale(a: ScaleArgs) -> Result<bool, String> {
     let ready_s = secs(ready_at.duration_since(t0));
     let wall_ready = SystemTime::now();
     let cpu_startup_s = proc_cpu(pid)?;
+    let o_ready = others.sample();
     let rss_ready_mib = proc_mem(pid)?.1;
     let c_ready = sim_counters(&http, &a.sim_url).await?;
     log(format!(
@@ -1001,11 +1085,13 @@ async fn scale(a: ScaleArgs) -> Result<bool, String> {
     let m0 = scrape(&http, &metrics_url).await?;
     let c0 = sim_counters(&http, &a.sim_url).await?;
     let cpu0 = proc_cpu(pid)?;
+    let o0 = others.sample();
     let w0 = SystemTime::now();
     let tw0 = Instant::now();
     log(format!("steady-state window of {}s", window.as_secs()));
     tokio::time::sleep(window).await;
     let cpu1 = proc_cpu(pid)?;
+    let o1 = others.sample();
     let (rss_prescrape_peak_mib, rss_steady_mib) = proc_mem(pid)?;
     let tw = secs(tw0.elapsed());
     let w1 = SystemTime::now();
@@ -1173,6 +1259,15 @@ async fn scale(a: ScaleArgs) -> Result<bool, String> {
         cpu_steady_s,
         cpu_steady_pct: cpu_steady_s / tw * 100.0,
         cpu_total_s,
+        startup_cpu_apiserver_s: o_ready.apiserver - o_start.apiserver,
+        startup_cpu_etcd_s: o_ready.etcd - o_start.etcd,
+        startup_cpu_bench_s: o_ready.bench - o_start.bench,
+        startup_cpu_machine_s: o_ready.machine - o_start.machine,
+        steady_cpu_apiserver_s: o1.apiserver - o0.apiserver,
+        steady_cpu_etcd_s: o1.etcd - o0.etcd,
+        steady_cpu_machine_s: o1.machine - o0.machine,
+        loadavg_ready: o_ready.load1,
+        loadavg_steady: o1.load1,
         cpu_per_reconcile_us: if steady_reconciles > 0.0 {
             cpu_steady_s / steady_reconciles * 1e6
         } else {
@@ -1288,6 +1383,18 @@ async fn scale(a: ScaleArgs) -> Result<bool, String> {
         r.change_status_writes,
         r.change_events,
         r.change_upstream
+    );
+    eprintln!(
+        "  startup CPU: apiserver {:.2}s etcd {:.2}s bench {:.2}s machine {:.2}s (load {:.2}); steady: apiserver {:.2}s etcd {:.2}s machine {:.2}s (load {:.2})",
+        r.startup_cpu_apiserver_s,
+        r.startup_cpu_etcd_s,
+        r.startup_cpu_bench_s,
+        r.startup_cpu_machine_s,
+        r.loadavg_ready,
+        r.steady_cpu_apiserver_s,
+        r.steady_cpu_etcd_s,
+        r.steady_cpu_machine_s,
+        r.loadavg_steady
     );
     eprintln!(
         "  RSS ready {:.1} settled {:.1} steady {:.1} peak-before-scrapes {:.1} MiB",
@@ -1753,6 +1860,33 @@ fn table(files: &[PathBuf], min_ratio: Option<f64>) -> Result<(String, bool), St
     row("operator CPU: startup / total (s)", "", &|r| {
         format!("{:.2} / {:.2}", r.cpu_startup_s, r.cpu_total_s)
     });
+    row(
+        "startup CPU: API server / etcd / bench / whole machine (s); load avg",
+        "",
+        &|r| {
+            format!(
+                "{:.1} / {:.1} / {:.1} / {:.1}; {:.1}",
+                r.startup_cpu_apiserver_s,
+                r.startup_cpu_etcd_s,
+                r.startup_cpu_bench_s,
+                r.startup_cpu_machine_s,
+                r.loadavg_ready
+            )
+        },
+    );
+    row(
+        "steady CPU: API server / etcd / whole machine (s); load avg",
+        "",
+        &|r| {
+            format!(
+                "{:.2} / {:.2} / {:.1}; {:.1}",
+                r.steady_cpu_apiserver_s,
+                r.steady_cpu_etcd_s,
+                r.steady_cpu_machine_s,
+                r.loadavg_steady
+            )
+        },
+    );
     row("operator peak RSS (MiB)", "≤ 100", &|r| {
         format!("{:.1}{}", r.rss_peak_mib, mark(r, "peak RSS"))
     });

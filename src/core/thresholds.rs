@@ -146,7 +146,14 @@ pub fn level(quota: &Quota, pair: Pair, previous: Option<Level>) -> Level {
     [Level::Exhausted, Level::Critical, Level::Warning]
         .into_iter()
         .filter(|l| *l <= prev && *l > raw)
-        .find(|l| at_least(quota.used, limit, threshold(*l) - HYSTERESIS_POINTS))
+        // The band never reaches 0%: a threshold of 1 or 2 must still be left at zero usage.
+        .find(|l| {
+            at_least(
+                quota.used,
+                limit,
+                (threshold(*l) - HYSTERESIS_POINTS).max(1),
+            )
+        })
         .unwrap_or(raw)
 }
 
@@ -219,6 +226,16 @@ mod tests {
         for (used, prev, want) in cases {
             assert_eq!(level(&q(used, 100), P, prev), want, "{used} from {prev:?}");
         }
+    }
+
+    #[test]
+    fn low_thresholds_can_still_be_left() {
+        let low = Pair {
+            warning: 1,
+            critical: 50,
+        };
+        assert_eq!(level(&q(0, 100), low, Some(Level::Warning)), Level::Ok);
+        assert_eq!(level(&q(1, 100), low, Some(Level::Warning)), Level::Warning);
     }
 
     #[test]

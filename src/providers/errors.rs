@@ -148,6 +148,15 @@ pub fn scrub(text: &str, secrets: &[&str]) -> String {
         if out.contains(secret) {
             out = out.replace(secret, "***");
         }
+        // Text clipped to a length limit may end in the first characters of a secret.
+        if let Some(body) = out.strip_suffix('…') {
+            let cut = (4..secret.len())
+                .rev()
+                .find(|n| secret.is_char_boundary(*n) && body.ends_with(&secret[..*n]));
+            if let Some(n) = cut {
+                out = format!("{}***…", &body[..body.len() - n]);
+            }
+        }
     }
     out
 }
@@ -185,6 +194,17 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("HTTP 401, APIGW.0301"), "{text}");
+    }
+
+    #[test]
+    fn scrub_catches_a_secret_cut_by_clipping() {
+        let text = clip(&format!("{}AKIDSECRETVALUE", "x".repeat(290)));
+        assert!(
+            text.contains("AKIDSECRET"),
+            "precondition: clipping cut the secret"
+        );
+        let s = scrub(&text, &["AKIDSECRETVALUE"]);
+        assert!(!s.contains("AKIDS") && s.ends_with("***…"), "{s}");
     }
 
     #[test]
