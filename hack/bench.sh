@@ -11,13 +11,15 @@
 #   hack/bench.sh --ci             # N = 100, interval 30s, exit 1 when a target is missed
 #
 # Options:
-#   --ci               N=100 (unless sizes are given), --interval 30s, targets checked
+#   --ci               N=100 (unless sizes are given), --interval 30s, targets checked,
+#                      debug binaries (CI has them already; add --release for release ones)
 #   --check            check targets (exit 1 when one is missed) without the CI defaults
 #   --interval D       poll interval of the CloudQuotas (default 60s; minimum 30s)
 #   --keys K           distinct upstream keys (default 20)
 #   --no-build         use the existing binaries
 #   --debug            build and use debug binaries (target/debug; what CI already has:
 #                      no release build, numbers are higher than a release build's)
+#   --release          release binaries (the default, except with --ci)
 #   --keep             keep the work dir (operator logs, audit logs, results)
 #   --label TEXT       stored with the results (e.g. "before fix")
 #   -- ARGS            extra `cloudquota-bench scale` arguments, e.g.
@@ -31,7 +33,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${root}"
 
-ci=0 check=0 build=1 keep=0 interval="" keys=20 label="" profile=release
+ci=0 check=0 build=1 keep=0 interval="" keys=20 label="" profile=""
 sizes=() extra=()
 while (( $# > 0 )); do
   case "$1" in
@@ -41,6 +43,7 @@ while (( $# > 0 )); do
     --keys) keys="$2"; shift ;;
     --no-build) build=0 ;;
     --debug) profile=debug ;;
+    --release) profile=release ;;
     --keep) keep=1 ;;
     --label) label="$2"; shift ;;
     --) shift; extra=("$@"); break ;;
@@ -54,6 +57,7 @@ if (( ${#sizes[@]} == 0 )); then
   if (( ci )); then sizes=(100); else sizes=(100 1000 5000); fi
 fi
 [[ -n "${interval}" ]] || { if (( ci )); then interval=30s; else interval=60s; fi; }
+[[ -n "${profile}" ]] || { if (( ci )); then profile=debug; else profile=release; fi; }
 
 log() { printf '[bench.sh] %s\n' "$*" >&2; }
 t_start=${SECONDS}
