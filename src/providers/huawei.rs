@@ -142,6 +142,23 @@ pub async fn get(
     Ok((url, resp.body))
 }
 
+/// [`get`], parsed into a [`Sample`] with the service's parser.
+pub async fn get_sample(
+    client: &HttpClient,
+    target: &Target,
+    creds: &Credentials,
+    api_path: &str,
+    query: &[(&str, &str)],
+    project_header: Option<&str>,
+    parse: fn(&[u8]) -> Result<Vec<Quota>, ProviderError>,
+) -> Result<crate::core::model::Sample, ProviderError> {
+    let (url, body) = get(client, target, creds, api_path, query, project_header).await?;
+    Ok(crate::core::model::Sample {
+        endpoint: url.to_string(),
+        quotas: parse(&body)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

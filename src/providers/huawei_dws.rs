@@ -6,7 +6,7 @@
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::huawei::{get, parse_quota_resources, project_id, segment};
+use super::huawei::{get_sample, parse_quota_resources, project_id, segment};
 use super::{Credentials, ProviderError, QuotaProvider, Target, http::HttpClient, parse};
 use crate::core::model::{Quota, Sample};
 
@@ -29,19 +29,16 @@ impl QuotaProvider for Dws {
     ) -> BoxFuture<'a, Result<Sample, ProviderError>> {
         async move {
             let project = project_id(target)?;
-            let (url, body) = get(
+            get_sample(
                 http,
                 target,
                 creds,
                 &format!("/v1.0/{}/quotas", segment(project)),
                 &[],
                 None,
+                parse,
             )
-            .await?;
-            Ok(Sample {
-                endpoint: url.to_string(),
-                quotas: parse(&body)?,
-            })
+            .await
         }
         .boxed()
     }

@@ -8,7 +8,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
-use super::huawei::{get, project_id, segment};
+use super::huawei::{get_sample, project_id, segment};
 use super::{Credentials, ProviderError, QuotaProvider, Target, http::HttpClient, parse};
 use crate::core::model::{Quota, Sample};
 
@@ -65,19 +65,16 @@ impl QuotaProvider for Evs {
     ) -> BoxFuture<'a, Result<Sample, ProviderError>> {
         async move {
             let p = segment(project_id(target)?);
-            let (url, body) = get(
+            get_sample(
                 http,
                 target,
                 creds,
                 &format!("/v2/{p}/os-quota-sets/{p}"),
                 &[("usage", "True")],
                 None,
+                parse,
             )
-            .await?;
-            Ok(Sample {
-                endpoint: url.to_string(),
-                quotas: parse(&body)?,
-            })
+            .await
         }
         .boxed()
     }
