@@ -5,8 +5,8 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(quotas) = cloudquota::providers::huawei_evs::parse(data) {
-        // EVS resource names are the JSON keys, kept verbatim (not clipped).
-        cloudquota_fuzz::assert_quotas(&quotas, false);
+        // EVS resource names are the JSON keys, cleaned and bounded like every upstream name.
+        cloudquota_fuzz::assert_quotas(&quotas, true);
         for q in &quotas {
             assert_ne!(q.name, "id", "the id field is not a resource");
             if q.name.starts_with("gigabytes") {

@@ -8,6 +8,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
+use super::errors::clip;
 use super::huawei::{get_sample, project_id, segment};
 use super::{Credentials, ProviderError, QuotaProvider, Target, http::HttpClient, parse};
 use crate::core::model::{Quota, Sample};
@@ -20,8 +21,16 @@ pub fn parse(body: &[u8]) -> Result<Vec<Quota>, ProviderError> {
     let set = parse::object(v.get("quota_set"), "quota_set")?;
     let mut out = Vec::with_capacity(set.len());
     for (key, value) in set {
+        // Keys are upstream text like any other name: control characters and unbounded length
+        // must not reach status, Events or error messages. Real keys (`volumes_SSD`) are unchanged.
+        let key = clip(key);
         if key == "id" {
             continue;
+        }
+        if key.is_empty() {
+            return Err(ProviderError::InvalidResponse(
+                "quota_set: a resource with an empty name".into(),
+            ));
         }
         // The field's full name is only built for an error: formatting three names for each of
         // ~14 resources on every poll was a third of the parse's CPU (BENCHMARKS.md).
@@ -135,6 +144,21 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_cleaned_like_other_upstream_names() {
+        let long = "v".repeat(1000);
+        let body = format!(
+            r#"{{"quota_set":{{"volumes\u001b[31m_X":{{"in_use":1,"limit":2}},"{long}":{{"in_use":1,"limit":"x"}}}}}}"#
+        );
+        // The bad value's error names the key clipped, not 1000 characters long.
+        let e = parse(body.as_bytes()).unwrap_err().to_string();
+        assert!(e.len() < 400 && e.contains("vvvv…"), "{e}");
+        let body = br#"{"quota_set":{"volumes\u001b[31m_X":{"in_use":1,"limit":2}," id ":{"in_use":1,"limit":2}}}"#;
+        let q = parse(body).unwrap();
+        let names: Vec<_> = q.iter().map(|q| q.name.as_str()).collect();
+        assert_eq!(names, ["volumes [31m_X"]);
+    }
+
+    #[test]
     fn bad_bodies() {
         let cases: &[(&[u8], &str)] = &[
             (
@@ -152,6 +176,10 @@ mod tests {
             (
                 br#"{"error":{"message":"XXXX","code":"XXX"}}"#,
                 "quota_set: missing",
+            ),
+            (
+                br#"{"quota_set":{" ":{"in_use":1,"limit":2}}}"#,
+                "quota_set: a resource with an empty name",
             ),
         ];
         for (body, want) in cases {
