@@ -1,4 +1,4 @@
-//! Endpoint allowlist: `Allowlist::check` never panics and never accepts link-local,
+//! Endpoint allowlist: `Allowlist::check` never panics and never accepts link-local, metadata,
 //! unspecified, multicast or broadcast addresses (even when everything is allowlisted),
 //! credentials in the URL, or a scheme other than https (http only to loopback, and only with
 //! the explicit flag). With the default list only the providers' domains pass.

@@ -28,7 +28,7 @@ pub enum NotAllowed {
     #[error("endpoint {url}: host {host} is not in the endpoint allowlist")]
     Host { url: String, host: String },
     #[error(
-        "endpoint {url}: address {addr} is link-local, unspecified or multicast and is never contacted"
+        "endpoint {url}: address {addr} is link-local, unspecified, multicast or a cloud metadata service and is never contacted"
     )]
     Address { url: String, addr: IpAddr },
 }
@@ -48,17 +48,56 @@ pub struct Allowlist {
     insecure_loopback: bool,
 }
 
-/// Addresses that are never a cloud API: cloud metadata services live at link-local addresses.
+/// Cloud metadata services outside the link-local ranges (which are refused as a whole).
+const METADATA_V4: &[[u8; 4]] = [
+    [100, 100, 100, 200], // Alibaba Cloud
+    [192, 0, 0, 192],     // Oracle Cloud (classic)
+    [168, 63, 129, 16],   // Azure WireServer
+]
+.as_slice();
+const METADATA_V6: &[[u16; 8]] = [
+    [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254], // AWS IMDS over IPv6
+    [0xfd20, 0x0ce, 0, 0, 0, 0, 0, 0x0254],  // Oracle Cloud IMDS over IPv6
+]
+.as_slice();
+
+/// Addresses that are never a cloud API: link-local (where most cloud metadata services live,
+/// 169.254.169.254 included), unspecified, multicast, broadcast and the known metadata
+/// addresses elsewhere. IPv6 forms that embed an IPv4 address (mapped `::ffff:a.b.c.d`,
+/// compatible `::a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`) are judged by that address. This holds
+/// even with a `*` allowlist: no CloudQuota author may point the operator at a metadata service.
 pub fn forbidden_ip(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            v4.is_link_local() || v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast()
+            v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || METADATA_V4.contains(&v4.octets())
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            let s = v6.segments();
+            let embedded = if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                Some(std::net::Ipv4Addr::new(
+                    (s[6] >> 8) as u8,
+                    s[6] as u8,
+                    (s[7] >> 8) as u8,
+                    s[7] as u8,
+                ))
+            } else if v6.is_loopback() || v6.is_unspecified() {
+                None
+            } else {
+                // `to_ipv4` covers both the mapped and the (deprecated) compatible form.
+                v6.to_ipv4()
+            };
+            if let Some(v4) = embedded {
                 return forbidden_ip(IpAddr::V4(v4));
             }
-            v6.is_unspecified() || v6.is_multicast() || (v6.segments()[0] & 0xffc0) == 0xfe80
+            v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0 // deprecated site-local, still routed by some stacks
+                || METADATA_V6.contains(&s)
         }
     }
 }
@@ -243,6 +282,41 @@ mod tests {
             "{e}"
         );
         assert!(Allowlist::new(&["[bad"], false).is_err());
+    }
+
+    #[test]
+    fn metadata_addresses_are_refused_even_with_a_wildcard_allowlist() {
+        let a = Allowlist::new(&["*"], false).unwrap();
+        for bad in [
+            "https://169.254.169.254/",
+            "https://100.100.100.200/latest/meta-data",
+            "https://192.0.0.192/",
+            "https://168.63.129.16/",
+            "https://[fec0::1]/",
+            "https://[fd00:ec2::254]/",
+            "https://[fd20:ce::254]/",
+            "https://[::ffff:169.254.169.254]/",
+            "https://[::169.254.169.254]/",
+            "https://[64:ff9b::169.254.169.254]/",
+            "https://[64:ff9b::100.100.100.200]/",
+            "https://[fe80::a9fe:a9fe]/",
+            "https://[ff02::1]/",
+            "https://255.255.255.255/",
+        ] {
+            let e = a.check(bad).unwrap_err();
+            assert!(matches!(e, NotAllowed::Address { .. }), "{bad}: {e}");
+        }
+        for ok in [
+            "https://10.0.0.1/",
+            "https://100.100.100.201/",
+            "https://[2001:db8::1]/",
+            "https://[64:ff9b::10.0.0.1]/",
+            "https://ims.cn-north-4.myhuaweicloud.com/",
+        ] {
+            assert!(a.check(ok).is_ok(), "{ok}");
+        }
+        // Loopback stays loopback (it is refused elsewhere unless the flag allows it).
+        assert!(!forbidden_ip("::1".parse().unwrap()));
     }
 
     #[test]
