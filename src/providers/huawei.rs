@@ -1,12 +1,14 @@
 //! What the three Huawei Cloud services share: AK/SK signing (`SDK-HMAC-SHA256`) and the GET
 //! that every quota API is.
 
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use k8s_openapi::jiff::Timestamp;
 use url::Url;
 
 use super::http::{self, HttpClient, UpstreamLabels};
-use super::{Credentials, ProviderError, Target, parse};
-use crate::core::model::Quota;
+use super::{Credentials, ProviderError, QuotaProvider, Target, parse};
+use crate::core::model::{Quota, Sample};
 use crate::sign::huawei::{HuaweiCredentials, HuaweiRequest, sign};
 
 /// Parses the `{"quotas":{"resources":[{type, used, quota, ...}]}}` shape IMS and DWS share;
@@ -142,21 +144,32 @@ pub async fn get(
     Ok((url, resp.body))
 }
 
-/// [`get`], parsed into a [`Sample`] with the service's parser.
-pub async fn get_sample(
-    client: &HttpClient,
-    target: &Target,
-    creds: &Credentials,
-    api_path: &str,
-    query: &[(&str, &str)],
-    project_header: Option<&str>,
-    parse: fn(&[u8]) -> Result<Vec<Quota>, ProviderError>,
-) -> Result<crate::core::model::Sample, ProviderError> {
-    let (url, body) = get(client, target, creds, api_path, query, project_header).await?;
-    Ok(crate::core::model::Sample {
-        endpoint: url.to_string(),
-        quotas: parse(&body)?,
-    })
+/// A Huawei quota API that is one signed GET of a project-scoped path (DWS, EVS): the services
+/// differ only in path, query and parser. IMS has its own provider for the path fallback.
+pub struct ProjectGet {
+    /// The API path, given the project id already quoted as one path segment.
+    pub path: fn(&str) -> String,
+    pub query: &'static [(&'static str, &'static str)],
+    pub parse: fn(&[u8]) -> Result<Vec<Quota>, ProviderError>,
+}
+
+impl QuotaProvider for ProjectGet {
+    fn fetch<'a>(
+        &'a self,
+        http: &'a HttpClient,
+        target: &'a Target,
+        creds: &'a Credentials,
+    ) -> BoxFuture<'a, Result<Sample, ProviderError>> {
+        async move {
+            let path = (self.path)(&segment(project_id(target)?));
+            let (url, body) = get(http, target, creds, &path, self.query, None).await?;
+            Ok(Sample {
+                endpoint: url.to_string(),
+                quotas: (self.parse)(&body)?,
+            })
+        }
+        .boxed()
+    }
 }
 
 #[cfg(test)]

@@ -3,14 +3,15 @@
 //! The doc types `used` as String and `quota`/`unit` as Integer while its own example sends all
 //! three as strings with `unit: "null"`; both are accepted.
 
-use futures::FutureExt;
-use futures::future::BoxFuture;
+use super::huawei::{ProjectGet, parse_quota_resources};
+use super::{ProviderError, parse};
+use crate::core::model::Quota;
 
-use super::huawei::{get_sample, parse_quota_resources, project_id, segment};
-use super::{Credentials, ProviderError, QuotaProvider, Target, http::HttpClient, parse};
-use crate::core::model::{Quota, Sample};
-
-pub struct Dws;
+pub static DWS: ProjectGet = ProjectGet {
+    path: |project| format!("/v1.0/{project}/quotas"),
+    query: &[],
+    parse,
+};
 
 /// Parses a `ListQuotas` body.
 pub fn parse(body: &[u8]) -> Result<Vec<Quota>, ProviderError> {
@@ -18,30 +19,6 @@ pub fn parse(body: &[u8]) -> Result<Vec<Quota>, ProviderError> {
         q.unit = parse::unit(r.get("unit"), &f("unit"))?;
         Ok(())
     })
-}
-
-impl QuotaProvider for Dws {
-    fn fetch<'a>(
-        &'a self,
-        http: &'a HttpClient,
-        target: &'a Target,
-        creds: &'a Credentials,
-    ) -> BoxFuture<'a, Result<Sample, ProviderError>> {
-        async move {
-            let project = project_id(target)?;
-            get_sample(
-                http,
-                target,
-                creds,
-                &format!("/v1.0/{}/quotas", segment(project)),
-                &[],
-                None,
-                parse,
-            )
-            .await
-        }
-        .boxed()
-    }
 }
 
 #[cfg(test)]

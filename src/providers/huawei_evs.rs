@@ -4,16 +4,18 @@
 //! per-volume-type keys (`volumes_SSD`, `gigabytes_GPSSD2`, ...) are whatever types the
 //! project has, so they are discovered, never listed. `-1` means unlimited.
 
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::errors::clip;
-use super::huawei::{get_sample, project_id, segment};
-use super::{Credentials, ProviderError, QuotaProvider, Target, http::HttpClient, parse};
-use crate::core::model::{Quota, Sample};
+use super::huawei::ProjectGet;
+use super::{ProviderError, parse};
+use crate::core::model::Quota;
 
-pub struct Evs;
+pub static EVS: ProjectGet = ProjectGet {
+    path: |project| format!("/v2/{project}/os-quota-sets/{project}"),
+    query: &[("usage", "True")],
+    parse,
+};
 
 /// Parses a `ShowQuotaSets` (usage=True) body.
 pub fn parse(body: &[u8]) -> Result<Vec<Quota>, ProviderError> {
@@ -63,30 +65,6 @@ pub fn parse(body: &[u8]) -> Result<Vec<Quota>, ProviderError> {
         }
     }
     Ok(out)
-}
-
-impl QuotaProvider for Evs {
-    fn fetch<'a>(
-        &'a self,
-        http: &'a HttpClient,
-        target: &'a Target,
-        creds: &'a Credentials,
-    ) -> BoxFuture<'a, Result<Sample, ProviderError>> {
-        async move {
-            let p = segment(project_id(target)?);
-            get_sample(
-                http,
-                target,
-                creds,
-                &format!("/v2/{p}/os-quota-sets/{p}"),
-                &[("usage", "True")],
-                None,
-                parse,
-            )
-            .await
-        }
-        .boxed()
-    }
 }
 
 #[cfg(test)]

@@ -115,8 +115,8 @@ impl Providers {
     ) -> Result<&dyn QuotaProvider, ProviderError> {
         match (provider, service) {
             (Provider::Huaweicloud, Service::Ims) => Ok(self.ims.as_ref()),
-            (Provider::Huaweicloud, Service::Dws) => Ok(&huawei_dws::Dws),
-            (Provider::Huaweicloud, Service::Evs) => Ok(&huawei_evs::Evs),
+            (Provider::Huaweicloud, Service::Dws) => Ok(&huawei_dws::DWS),
+            (Provider::Huaweicloud, Service::Evs) => Ok(&huawei_evs::EVS),
             (Provider::Zenlayer, Service::Vm) => Ok(&zenlayer_vm::ZenlayerVm),
             (p, s) => Err(ProviderError::InvalidConfig(format!(
                 "service {s} is not offered by provider {p}"
