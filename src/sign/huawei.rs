@@ -303,10 +303,15 @@ pub fn sign(
             .map_or("", |(_, v)| v)
     };
     let mut canonical_headers = String::new();
+    let mut token_in_headers = None;
     for name in &signed_headers {
         canonical_headers.push_str(name);
         canonical_headers.push(':');
+        let start = canonical_headers.len();
         canonical_headers.push_str(canonical_value(name));
+        if creds.security_token.is_some() && name == "x-security-token" {
+            token_in_headers = Some(start..canonical_headers.len());
+        }
         canonical_headers.push('\n');
     }
 
@@ -327,14 +332,16 @@ pub fn sign(
     };
 
     let canonical_query = canonical_query(req.query);
-    let canonical_request = format!(
-        "{}\n{}\n{}\n{}\n{}\n{}",
+    let head = format!(
+        "{}\n{}\n{}\n",
         req.method.to_uppercase(),
         canonical_uri(req.path),
         canonical_query,
-        canonical_headers,
+    );
+    let secret_span = token_in_headers.map(|r| head.len() + r.start..head.len() + r.end);
+    let canonical_request = format!(
+        "{head}{canonical_headers}\n{}\n{payload_hash}",
         signed_headers.join(";"),
-        payload_hash
     );
 
     // 6. string to sign, signature, Authorization
@@ -368,6 +375,7 @@ pub fn sign(
         canonical_request,
         string_to_sign,
         signature,
+        secret_span,
     })
 }
 
@@ -479,6 +487,22 @@ mod tests {
         let dbg = format!("{signed:?} {creds:?}");
         assert!(!dbg.contains("TOKEN-VALUE"), "{dbg}");
         assert!(!dbg.contains("\"SK\""), "{dbg}");
+        assert!(dbg.contains("x-security-token:***\\n"), "{dbg}");
+    }
+
+    #[test]
+    fn debug_hides_a_token_with_line_breaks() {
+        // Found by fuzzing: hiding the token line by line left the token's later lines visible.
+        let token = "first-line\nSECOND-LINE-OF-TOKEN\nx-third: line";
+        let creds = HuaweiCredentials::new("AK", "SK").with_security_token(token);
+        let signed = sign(&req("/v1/x", &[]), &creds, ts("2024-01-02T03:04:05Z")).unwrap();
+        assert!(signed.canonical_request.contains(token));
+        let dbg = format!("{signed:?}");
+        assert!(
+            !dbg.contains("SECOND-LINE") && !dbg.contains("first-line") && !dbg.contains("third"),
+            "{dbg}"
+        );
+        assert!(dbg.contains("x-security-token:***\\n"), "{dbg}");
     }
 
     #[test]

@@ -199,6 +199,9 @@ pub struct Signed {
     pub string_to_sign: String,
     /// Lower-case hex HMAC-SHA256 signature.
     pub signature: String,
+    /// Where `canonical_request` holds the security token (Huawei temporary credentials), so
+    /// `Debug` can hide exactly those bytes whatever the token contains.
+    pub(crate) secret_span: Option<std::ops::Range<usize>>,
 }
 
 impl Signed {
@@ -211,18 +214,14 @@ impl Signed {
 impl fmt::Debug for Signed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The canonical request of a Huawei request contains the (signed) security token.
-        let canonical: String = self
-            .canonical_request
-            .split('\n')
-            .map(|line| {
-                if line.starts_with("x-security-token:") {
-                    "x-security-token:***"
-                } else {
-                    line
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
+        let canonical = match &self.secret_span {
+            Some(span) => format!(
+                "{}***{}",
+                &self.canonical_request[..span.start],
+                &self.canonical_request[span.end..]
+            ),
+            None => self.canonical_request.clone(),
+        };
         f.debug_struct("Signed")
             .field("headers", &self.headers)
             .field("path_and_query", &self.path_and_query)
