@@ -23,6 +23,10 @@ pub enum CredentialsError {
     NoKeys(String),
     #[error("Secret {secret}: key {key} is empty or not UTF-8")]
     BadValue { secret: String, key: &'static str },
+    #[error(
+        "Secret {secret}: key {key} contains a control character (line break, tab, ...) inside the value"
+    )]
+    ControlCharacter { secret: String, key: &'static str },
     #[error("Secret {0} has accessKeyId without secretAccessKey (or the reverse)")]
     Incomplete(String),
 }
@@ -43,6 +47,14 @@ fn value(
             let s = s.trim();
             if s.is_empty() {
                 return Err(CredentialsError::BadValue {
+                    secret: secret.into(),
+                    key,
+                });
+            }
+            // Inside a value they cannot be sent as a header and would only make a confusing
+            // upstream error (or sit in a signed canonical request).
+            if s.chars().any(char::is_control) {
+                return Err(CredentialsError::ControlCharacter {
                     secret: secret.into(),
                     key,
                 });
@@ -125,6 +137,18 @@ mod tests {
             (
                 data(&[("accessKeyId", "AK"), ("secretAccessKey", "  ")]),
                 "secretAccessKey is empty",
+            ),
+            (
+                data(&[
+                    ("accessKeyId", "AK"),
+                    ("secretAccessKey", "SK"),
+                    ("securityToken", "SUPERSECRET\nSUPERSECRET\n"),
+                ]),
+                "securityToken contains a control character",
+            ),
+            (
+                data(&[("bearerToken", "SUPER\tSECRET")]),
+                "bearerToken contains a control character",
             ),
         ];
         for (d, want) in cases {
