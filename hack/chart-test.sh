@@ -255,6 +255,8 @@ live() {
   can no team-b "${s[@]}" get configmaps
   can yes team-b "${s[@]}" create events.events.k8s.io
   can yes team-b "${s[@]}" patch events.events.k8s.io
+  can yes team-b "${s[@]}" list events.events.k8s.io
+  can no team-b "${s[@]}" watch events.events.k8s.io
   can no team-b "${s[@]}" create events
   can yes "${NAMESPACE}" "${s[@]}" create leases.coordination.k8s.io
   can yes "${NAMESPACE}" "${s[@]}" get leases.coordination.k8s.io/cloudquota

@@ -199,6 +199,7 @@ fn watch_perms() -> BTreeSet<Perm> {
         perm("", "secrets", "get", ""),
         perm("events.k8s.io", "events", "create", ""),
         perm("events.k8s.io", "events", "patch", ""),
+        perm("events.k8s.io", "events", "list", ""),
     ]
     .into()
 }

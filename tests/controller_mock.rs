@@ -42,7 +42,12 @@ fn verifier(mut handle: Handle, script: Vec<Expect>) -> tokio::task::JoinHandle<
                 .ok()
                 .flatten()
                 .unwrap_or_else(|| panic!("expected {} {}, got nothing", e.method, e.path));
-            let path = req.uri().path().to_string();
+            // Expected paths with a query compare the query too.
+            let path = if e.path.contains('?') {
+                req.uri().path_and_query().unwrap().to_string()
+            } else {
+                req.uri().path().to_string()
+            };
             assert_eq!(
                 (req.method().clone(), path.starts_with(e.path)),
                 (e.method.clone(), true),
@@ -227,13 +232,35 @@ async fn first_poll_reads_secret_then_applies_status() {
     sim.shutdown().await;
 }
 
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/team-a/events";
+/// The operator's own Events about `disks` (uid-1), found by uid.
+const EVENTS_OF_DISKS: &str =
+    "/apis/events.k8s.io/v1/namespaces/team-a/events?&fieldSelector=regarding.uid%3Duid-1";
+
+fn event_list(items: Value) -> Value {
+    json!({"apiVersion": "events.k8s.io/v1", "kind": "EventList", "metadata": {}, "items": items})
+}
+
 #[tokio::test]
-async fn crossing_posts_event_before_status_and_repeat_patches_it() {
+async fn crossing_posts_event_before_status_and_retry_does_not_repeat_it() {
     let sim = sim::start(SimConfig::default()).await.unwrap();
     let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let ctx = context(kube::Client::new(svc, "default"));
     // snapshots 6/10 = 60%: a warning threshold of 50 makes it Warning on the first poll.
     let cq = cloudquota(&sim.base_url(), 50);
+    // What the first round published, as the API server then lists it.
+    let published = json!({
+        "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": "disks.1", "namespace": "team-a"},
+        "eventTime": "2026-01-01T00:00:00.000000Z",
+        "reason": "ThresholdExceeded", "action": "Evaluate/snapshots/Warning",
+        "reportingController": "cloudquota", "reportingInstance": "test",
+        "regarding": {"kind": "CloudQuota", "namespace": "team-a", "name": "disks", "uid": "uid-1"},
+        "type": "Warning"
+    });
+    // Someone else's Event with the same reason and action does not count.
+    let mut foreign = published.clone();
+    foreign["reportingController"] = json!("someone-else");
     let v = verifier(
         handle,
         vec![
@@ -243,10 +270,11 @@ async fn crossing_posts_event_before_status_and_repeat_patches_it() {
                 ok(secret()),
             ),
             expect(
-                Method::POST,
-                "/apis/events.k8s.io/v1/namespaces/team-a/events",
-                ok(event_reply()),
+                Method::GET,
+                EVENTS_OF_DISKS,
+                ok(event_list(json!([foreign]))),
             ),
+            expect(Method::POST, EVENTS, ok(event_reply())),
             // The status write fails: the reconcile errors out and will be retried.
             expect(
                 Method::PATCH,
@@ -256,11 +284,12 @@ async fn crossing_posts_event_before_status_and_repeat_patches_it() {
                     json!({"kind":"Status","apiVersion":"v1","status":"Failure","message":"etcd down","reason":"InternalError","code":500}),
                 ),
             ),
-            // The retry recomputes the same transition; the recorder turns it into a PATCH.
+            // The retry recomputes the same transition, finds its Event and does not repeat it
+            // (a new leader after a kill in between does the same).
             expect(
-                Method::PATCH,
-                "/apis/events.k8s.io/v1/namespaces/team-a/events/",
-                ok(event_reply()),
+                Method::GET,
+                EVENTS_OF_DISKS,
+                ok(event_list(json!([foreign, published]))),
             ),
             expect(
                 Method::PATCH,
@@ -276,17 +305,55 @@ async fn crossing_posts_event_before_status_and_repeat_patches_it() {
     );
     reconcile(cq.clone(), ctx.clone()).await.unwrap();
     let bodies = v.await.unwrap();
-    assert_eq!(bodies[1]["reason"], "ThresholdExceeded");
-    assert_eq!(bodies[1]["type"], "Warning");
+    assert_eq!(bodies[2]["reason"], "ThresholdExceeded");
+    assert_eq!(bodies[2]["action"], "Evaluate/snapshots/Warning");
+    assert_eq!(bodies[2]["type"], "Warning");
     assert!(
-        bodies[1]["note"]
+        bodies[2]["note"]
             .as_str()
             .unwrap()
             .contains("snapshots is Warning: 6/10 (60%)"),
         "{}",
-        bodies[1]["note"]
+        bodies[2]["note"]
     );
-    assert_eq!(bodies[4]["status"]["level"], "Warning");
+    assert_eq!(bodies[5]["status"]["level"], "Warning");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn events_are_published_when_they_cannot_be_listed() {
+    let sim = sim::start(SimConfig::default()).await.unwrap();
+    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let ctx = context(kube::Client::new(svc, "default"));
+    let cq = cloudquota(&sim.base_url(), 50);
+    let v = verifier(
+        handle,
+        vec![
+            expect(
+                Method::GET,
+                "/api/v1/namespaces/team-a/secrets/creds",
+                ok(secret()),
+            ),
+            // An RBAC without `list` on Events: a repeat is better than a lost alert.
+            expect(
+                Method::GET,
+                EVENTS_OF_DISKS,
+                (
+                    StatusCode::FORBIDDEN,
+                    json!({"kind":"Status","apiVersion":"v1","status":"Failure","message":"forbidden","reason":"Forbidden","code":403}),
+                ),
+            ),
+            expect(Method::POST, EVENTS, ok(event_reply())),
+            expect(
+                Method::PATCH,
+                "/apis/cloudquota.io/v1alpha1/namespaces/team-a/cloudquotas/disks/status",
+                ok(serde_json::to_value(&cq).unwrap()),
+            ),
+        ],
+    );
+    reconcile(Arc::new(cq), ctx.clone()).await.unwrap();
+    let bodies = v.await.unwrap();
+    assert_eq!(bodies[2]["reason"], "ThresholdExceeded");
     sim.shutdown().await;
 }
 
@@ -359,11 +426,8 @@ async fn endpoint_not_allowed_sends_nothing_upstream() {
     let v = verifier(
         handle,
         vec![
-            expect(
-                Method::POST,
-                "/apis/events.k8s.io/v1/namespaces/team-a/events",
-                ok(event_reply()),
-            ),
+            expect(Method::GET, EVENTS_OF_DISKS, ok(event_list(json!([])))),
+            expect(Method::POST, EVENTS, ok(event_reply())),
             expect(
                 Method::PATCH,
                 "/apis/cloudquota.io/v1alpha1/namespaces/team-a/cloudquotas/disks/status",
@@ -373,8 +437,8 @@ async fn endpoint_not_allowed_sends_nothing_upstream() {
     );
     reconcile(Arc::new(cq), ctx).await.unwrap();
     let bodies = v.await.unwrap();
-    assert_eq!(bodies[0]["reason"], "QuotaFetchFailed");
-    let ready = &bodies[1]["status"]["conditions"][0];
+    assert_eq!(bodies[1]["reason"], "QuotaFetchFailed");
+    let ready = &bodies[2]["status"]["conditions"][0];
     assert_eq!(
         (ready["status"].as_str(), ready["reason"].as_str()),
         (Some("False"), Some("EndpointNotAllowed"))

@@ -24,6 +24,9 @@ pub mod metrics;
 pub mod reconcile;
 pub mod server;
 
+/// `reportingController` of the operator's Events (also how it finds its own Events again).
+pub const REPORTING_CONTROLLER: &str = "cloudquota";
+
 pub use context::{Context, Settings};
 
 /// Everything `cloudquota run` needs.
@@ -141,7 +144,7 @@ async fn run_controller(
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
-            controller: "cloudquota".into(),
+            controller: REPORTING_CONTROLLER.into(),
             instance: Some(config.identity.clone()),
         },
     );

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event as KubeEvent;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType as KubeEventType};
 use kube::runtime::reflector::ObjectRef;
@@ -419,8 +420,13 @@ pub async fn reconcile(cq: Arc<CloudQuota>, ctx: Arc<Context>) -> Result<Action,
         outcome.status.observed_refresh = Some(r.clone());
     }
 
-    // Events first: if the status write then fails, the retry recomputes from the old status
-    // and the recorder turns the repeat into a PATCH of the same Event, not a new one.
+    // Events first: a lost alert is worse than a repeated one. If the status write then fails
+    // (or the process dies), the next round recomputes the same transition from the old status;
+    // `already_published` keeps it from being announced twice.
+    if !outcome.events.is_empty() {
+        let events = std::mem::take(&mut outcome.events);
+        outcome.events = already_published(&ctx, &ns, &uid, events, prev.as_ref()).await;
+    }
     let reference = cq.object_ref(&());
     for ev in &outcome.events {
         let event = Event {
@@ -483,6 +489,48 @@ pub async fn reconcile(cq: Arc<CloudQuota>, ctx: Arc<Context>) -> Result<Action,
         Some(d) => Action::requeue(d),
         None => Action::await_change(),
     })
+}
+
+/// The Events of this round not already stored by this or a previous process (see
+/// [`status::unpublished`]). Only runs when a round has Events, so it costs one list call per
+/// transition. If the list fails the Events are published anyway.
+async fn already_published(
+    ctx: &Context,
+    ns: &str,
+    uid: &str,
+    events: Vec<status::EventSpec>,
+    stored: Option<&CloudQuotaStatus>,
+) -> Vec<status::EventSpec> {
+    let api: Api<KubeEvent> = Api::namespaced(ctx.client.clone(), ns);
+    let params = ListParams::default().fields(&format!("regarding.uid={uid}"));
+    let existing = match api.list(&params).await {
+        Ok(list) => list.items,
+        Err(e) => {
+            tracing::warn!(namespace = %ns, uid = %uid, error = %e, "listing the object's Events failed; publishing without de-duplication");
+            return events;
+        }
+    };
+    let existing: Vec<status::PublishedEvent> = existing
+        .into_iter()
+        .filter(|e| e.reporting_controller.as_deref() == Some(super::REPORTING_CONTROLLER))
+        .filter_map(|e| {
+            let at = e
+                .series
+                .map(|s| s.last_observed_time.0)
+                .or(e.event_time.map(|t| t.0))
+                .or(e.metadata.creation_timestamp.map(|t| t.0))?;
+            Some(status::PublishedEvent {
+                reason: e.reason?,
+                action: e.action?,
+                at,
+            })
+        })
+        .collect();
+    let left = status::unpublished(events.clone(), &existing, stored);
+    if left.len() < events.len() {
+        tracing::info!(namespace = %ns, uid = %uid, skipped = events.len() - left.len(), "Events already published by an earlier round; not repeated");
+    }
+    left
 }
 
 fn publish_metrics(ctx: &Context, cq: &CloudQuota, state: &mut ObjectState, s: &CloudQuotaStatus) {

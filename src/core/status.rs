@@ -425,5 +425,52 @@ pub fn needs_write(
     }
 }
 
+/// An Event already stored about the object, as far as de-duplication needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedEvent {
+    pub reason: String,
+    pub action: String,
+    /// When it was last published (its series' last observation, else its event time).
+    pub at: Timestamp,
+}
+
+/// How much newer than the stored status an Event must be to count as unrecorded: status
+/// times are stored to the second, Event times to the microsecond.
+const STATUS_TIME_PRECISION: Duration = Duration::from_secs(1);
+
+/// The Events of a round that are not already published.
+///
+/// Events go out before the status write that records their transition (a lost alert is worse
+/// than a repeated one). If the process is killed between the two, or the write fails, the
+/// stored status still shows the old level and the next round, here or on a new leader,
+/// computes the same transition again. The Event it would publish is then already stored:
+/// same reason and action (which name the resource and the level) and newer than the stored
+/// status's last write (`lastAttemptTime`; any Event when there is no status yet). A genuine
+/// second crossing of the same kind always has a status write in between (the recovery's), so
+/// it is published.
+pub fn unpublished(
+    events: Vec<EventSpec>,
+    existing: &[PublishedEvent],
+    stored: Option<&CloudQuotaStatus>,
+) -> Vec<EventSpec> {
+    let written = stored
+        .and_then(|s| s.last_attempt_time.as_ref())
+        .map(|t| t.0);
+    let unrecorded = |e: &PublishedEvent| match written {
+        None => true,
+        Some(w) => w
+            .checked_add(STATUS_TIME_PRECISION)
+            .is_ok_and(|w| e.at >= w),
+    };
+    events
+        .into_iter()
+        .filter(|ev| {
+            !existing
+                .iter()
+                .any(|e| e.reason == ev.reason && e.action == ev.action && unrecorded(e))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests;

@@ -313,6 +313,95 @@ async fn threshold_events(env: &mut Env) -> Result {
     Ok(())
 }
 
+/// An Event a predecessor published but did not record in status (killed in between) is not
+/// published again; a genuine second crossing still is. Also proves the API server accepts the
+/// `regarding.uid` field selector the operator lists its Events with.
+async fn predecessor_event_not_repeated(env: &mut Env) -> Result {
+    use k8s_openapi::api::events::v1::Event;
+    let ns = "e2e-dedupe";
+    let project = "p-dedupe";
+    env.namespace(ns).await?;
+    env.secret(ns, "creds", &env.demo_secret()).await?;
+    env.sim_set("ims", project, "image", None, 90, Some(100))
+        .await?;
+    // Suspended first: the object exists (it has a uid) but has never been evaluated.
+    let mut spec = huawei_spec(env, "ims", project);
+    spec["suspend"] = json!(true);
+    env.apply_cq(ns, "images", spec.clone()).await?;
+    let cq = env
+        .wait_cq(ns, "images", POLL, |c| {
+            ready(c).is_some_and(|(_, r)| r == "Suspended")
+        })
+        .await?;
+    let uid = cq.metadata.uid.clone().unwrap_or_default();
+    // What a leader killed between its Event and its status write leaves behind.
+    let predecessor: Event = serde_json::from_value(json!({
+        "metadata": {"name": "images.predecessor", "namespace": ns},
+        "eventTime": jiff::Timestamp::now().to_string(),
+        "reportingController": "cloudquota", "reportingInstance": "killed-leader",
+        "action": "Evaluate/image/Warning", "reason": "ThresholdExceeded", "type": "Warning",
+        "note": "image is Warning: 90/100 (90%) used",
+        "regarding": {"apiVersion": "cloudquota.io/v1alpha1", "kind": "CloudQuota",
+                      "namespace": ns, "name": "images", "uid": uid}
+    }))
+    .map_err(|e| e.to_string())?;
+    kube::Api::<Event>::namespaced(env.admin.clone(), ns)
+        .create(&Default::default(), &predecessor)
+        .await
+        .map_err(|e| e.to_string())?;
+
+    spec["suspend"] = json!(false);
+    env.apply_cq(ns, "images", spec).await?;
+    env.wait_cq(ns, "images", POLL, |c| {
+        level(c, "image") == Some(Level::Warning)
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let exceeded = |evs: Vec<Event>| -> Vec<String> {
+        evs.into_iter()
+            .filter(|e| e.reason.as_deref() == Some("ThresholdExceeded"))
+            .map(|e| e.reporting_instance.unwrap_or_default())
+            .collect()
+    };
+    let got = exceeded(env.events(ns).await?);
+    ensure!(
+        got == ["killed-leader"],
+        "the crossing was announced again: ThresholdExceeded Events from {got:?}"
+    );
+
+    // Recovery, then a genuine second crossing: both announced.
+    for (u, want) in [(10, Level::Ok), (90, Level::Warning)] {
+        env.sim_set("ims", project, "image", None, u, None).await?;
+        env.refresh(ns, "images").await?;
+        env.wait_cq(ns, "images", POLL, |c| level(c, "image") == Some(want))
+            .await?;
+    }
+    let got = env
+        .eventually(
+            "the second crossing's Event",
+            Duration::from_secs(10),
+            || async {
+                let got = exceeded(env.events(ns).await?);
+                if got.len() == 2 {
+                    Ok(got)
+                } else {
+                    Err(format!("{got:?}"))
+                }
+            },
+        )
+        .await?;
+    ensure!(
+        got.iter().filter(|i| *i == "killed-leader").count() == 1,
+        "{got:?}"
+    );
+    let r = reasons(env, ns, "images").await?;
+    ensure!(
+        r.iter().filter(|r| *r == "ThresholdRecovered").count() == 1,
+        "{r:?}"
+    );
+    Ok(())
+}
+
 /// Wrong secret: Ready=False/AuthFailed and one Warning Event; fixed: Ready=True.
 async fn auth_failure_and_fix(env: &mut Env) -> Result {
     let ns = "e2e-auth";
@@ -588,6 +677,7 @@ fn main() {
             crd_and_kubectl,
             four_services,
             threshold_events,
+            predecessor_event_not_repeated,
             auth_failure_and_fix,
             invalid_objects_rejected,
             endpoint_not_allowed,

@@ -108,7 +108,7 @@ secrets and no wildcard.
   verbs: ["get"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create", "patch", "list"]
 {{- end }}
 
 {{/*

@@ -320,3 +320,76 @@ fn restart_reemits_nothing() {
     );
     assert!(b.events.is_empty());
 }
+
+fn published(ev: &EventSpec, at: i64) -> PublishedEvent {
+    PublishedEvent {
+        reason: ev.reason.to_string(),
+        action: ev.action.clone(),
+        at: t(at),
+    }
+}
+
+#[test]
+fn a_predecessors_unrecorded_event_is_not_published_again() {
+    // Stored: image at 50% (Ok), written at t=0.
+    let stored = synced(None, &[("image", 10, 20)], 0).status;
+    // t=300: image at 95% is a crossing. A predecessor published its Event at t=300 and died
+    // before writing status; the successor computes the same crossing from the same status.
+    let crossing = synced(Some(&stored), &[("image", 19, 20)], 330);
+    assert_eq!(reasons_of(&crossing), ["ThresholdExceeded"]);
+    let theirs = published(&crossing.events[0], 300);
+    let left = unpublished(
+        crossing.events.clone(),
+        std::slice::from_ref(&theirs),
+        Some(&stored),
+    );
+    assert!(left.is_empty(), "{left:?}");
+
+    // The same kind of Event from before the stored write is an earlier, recorded crossing.
+    let old = published(&crossing.events[0], -100);
+    assert_eq!(
+        unpublished(crossing.events.clone(), &[old], Some(&stored)),
+        crossing.events
+    );
+    // Within the second of the stored write (status times are whole seconds) it is recorded too.
+    let same_second = published(&crossing.events[0], 0);
+    assert_eq!(
+        unpublished(crossing.events.clone(), &[same_second], Some(&stored)),
+        crossing.events
+    );
+    // Other reasons or actions (another resource or level) do not suppress it.
+    let mut other = theirs.clone();
+    other.action = other.action.replace("image", "image_shared");
+    let mut recovered = theirs.clone();
+    recovered.reason = "ThresholdRecovered".into();
+    assert_eq!(
+        unpublished(crossing.events.clone(), &[other, recovered], Some(&stored)),
+        crossing.events
+    );
+    // No stored status yet: any matching Event is a predecessor's.
+    let first = synced(None, &[("image", 19, 20)], 5);
+    assert!(
+        unpublished(
+            first.events.clone(),
+            &[published(&first.events[0], 1)],
+            None
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn a_second_genuine_crossing_is_published() {
+    let a = synced(None, &[("image", 19, 20)], 0);
+    let first = published(&a.events[0], 0);
+    // Recovered and written at t=300, then crossing again at t=600.
+    let b = synced(Some(&a.status), &[("image", 5, 20)], 300);
+    assert_eq!(reasons_of(&b), ["ThresholdRecovered"]);
+    let c = synced(Some(&b.status), &[("image", 19, 20)], 600);
+    assert_eq!(c.events[0].action, a.events[0].action);
+    let recovered = published(&b.events[0], 300);
+    assert_eq!(
+        unpublished(c.events.clone(), &[first, recovered], Some(&b.status)),
+        c.events
+    );
+}
