@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # Build the pinned kube-apiserver, kubectl, etcd and helm binaries used by
-# hack/controlplane.sh from Go modules, and cache them.
+# hack/controlplane.sh (and promql-check, used by hack/chart-test.sh) from Go
+# modules, and cache them.
 #
 # Usage:
-#   hack/build-tools.sh [TOOL...]      build missing tools (default: all four),
+#   hack/build-tools.sh [TOOL...]      build missing tools (default: all five),
 #                                      then print the bin dir on stdout
 #   hack/build-tools.sh --print-bin-dir
 #                                      print the bin dir only (no build)
 #   hack/build-tools.sh --check        exit 0 iff every tool is built
 #   hack/build-tools.sh --versions     print the pinned versions
 #
-# TOOL is one of: kube-apiserver kubectl etcd helm.
+# TOOL is one of: kube-apiserver kubectl etcd helm promql-check.
 #
 # Layout (TOOLS_DIR = $CLOUDQUOTA_TOOLS_DIR, see below):
 #   $TOOLS_DIR/kube-apiserver-<k8s version>/kube-apiserver
 #   $TOOLS_DIR/kubectl-<k8s version>/kubectl
 #   $TOOLS_DIR/etcd-<etcd version>/etcd
 #   $TOOLS_DIR/helm-<helm version>/helm
+#   $TOOLS_DIR/promql-check-<prometheus version>/promql-check
 #   $TOOLS_DIR/bin-<k8s>_<etcd>_<helm>/{kube-apiserver,kubectl,etcd,helm}
 #       symlinks to the above: the "bin dir" printed by this script
 #   $TOOLS_DIR/bin-.../tools.env   exports CLOUDQUOTA_TOOLS_BIN (+ versions)
@@ -36,6 +38,7 @@ set -euo pipefail
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 KUBE_MOD_DIR="${HACK_DIR}/tools/kube"
 ETCD_MOD_DIR="${HACK_DIR}/tools/etcd"
+PROMQL_MOD_DIR="${HACK_DIR}/tools/promql"
 
 # helm has no replace directives, so `go install pkg@version` works and its
 # module checksums are verified against the Go checksum database.
@@ -68,18 +71,20 @@ mod_version() { # go.mod module-path
 
 KUBE_VERSION="$(mod_version "${KUBE_MOD_DIR}/go.mod" k8s.io/kubernetes)"
 ETCD_VERSION="$(mod_version "${ETCD_MOD_DIR}/go.mod" go.etcd.io/etcd/server/v3)"
+PROMETHEUS_VERSION="$(mod_version "${PROMQL_MOD_DIR}/go.mod" github.com/prometheus/prometheus)"
 BIN_DIR="${TOOLS_DIR}/bin-k8s-${KUBE_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}"
 
 KUBE_MAJOR="${KUBE_VERSION#v}"; KUBE_MAJOR="${KUBE_MAJOR%%.*}"
 KUBE_MINOR="${KUBE_VERSION#v*.}"; KUBE_MINOR="${KUBE_MINOR%%.*}"
 
-ALL_TOOLS=(kube-apiserver kubectl etcd helm)
+ALL_TOOLS=(kube-apiserver kubectl etcd helm promql-check)
 
 tool_version() {
   case "$1" in
     kube-apiserver|kubectl) printf '%s\n' "${KUBE_VERSION}" ;;
     etcd) printf '%s\n' "${ETCD_VERSION}" ;;
     helm) printf '%s\n' "${HELM_VERSION}" ;;
+    promql-check) printf '%s\n' "${PROMETHEUS_VERSION}" ;;
     *) die "unknown tool: $1 (want one of: ${ALL_TOOLS[*]})" ;;
   esac
 }
@@ -100,8 +105,9 @@ tool_ldflags() {
       done
       printf '%s\n' "${flags}"
       ;;
-    etcd)
-      # go.etcd.io/etcd/api/v3/version.Version is a constant in the module.
+    etcd|promql-check)
+      # etcd: go.etcd.io/etcd/api/v3/version.Version is a constant in the module;
+      # promql-check reads its Prometheus version from the build info.
       printf '%s\n' "-s -w"
       ;;
     helm)
@@ -137,6 +143,7 @@ tool_stamp() {
     case "$1" in
       kube-apiserver|kubectl) cat "${KUBE_MOD_DIR}/go.mod" "${KUBE_MOD_DIR}/go.sum" ;;
       etcd) cat "${ETCD_MOD_DIR}/go.mod" "${ETCD_MOD_DIR}/go.sum" "${ETCD_MOD_DIR}/main.go" ;;
+      promql-check) cat "${PROMQL_MOD_DIR}/go.mod" "${PROMQL_MOD_DIR}/go.sum" "${PROMQL_MOD_DIR}/main.go" ;;
     esac
   } | sha256sum | awk '{ print $1 }'
 }
@@ -152,6 +159,7 @@ tool_runs() {
     kubectl) out="$("${bin}" version --client 2>&1)" || return 1 ;;
     etcd) out="$("${bin}" --version 2>&1)" || return 1; want="${want#v}" ;;
     helm) out="$("${bin}" version --short 2>&1)" || return 1 ;;
+    promql-check) out="$("${bin}" --version 2>&1)" || return 1 ;;
   esac
   [[ "${out}" == *"${want}"* ]]
 }
@@ -185,6 +193,10 @@ build_tool() {
       (cd "${ETCD_MOD_DIR}" && "${GO_CMD}" build -mod=readonly -trimpath -ldflags "${ldflags}" \
         -o "${tmp}/etcd" .)
       ;;
+    promql-check)
+      (cd "${PROMQL_MOD_DIR}" && "${GO_CMD}" build -mod=readonly -trimpath -ldflags "${ldflags}" \
+        -o "${tmp}/promql-check" .)
+      ;;
     helm)
       (cd "${tmp}" && GOBIN="${tmp}" "${GO_CMD}" install -trimpath -ldflags "${ldflags}" \
         "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}")
@@ -211,6 +223,7 @@ export CLOUDQUOTA_TOOLS_BIN='${BIN_DIR}'
 export CLOUDQUOTA_KUBE_VERSION='${KUBE_VERSION}'
 export CLOUDQUOTA_ETCD_VERSION='${ETCD_VERSION}'
 export CLOUDQUOTA_HELM_VERSION='${HELM_VERSION}'
+export CLOUDQUOTA_PROMETHEUS_VERSION='${PROMETHEUS_VERSION}'
 EOF
   mv -f "${BIN_DIR}/tools.env.tmp" "${BIN_DIR}/tools.env"
 }
@@ -220,7 +233,7 @@ main() {
   case "${1:-}" in
     --print-bin-dir) printf '%s\n' "${BIN_DIR}"; return 0 ;;
     --versions)
-      printf 'kubernetes %s\netcd %s\nhelm %s\n' "${KUBE_VERSION}" "${ETCD_VERSION}" "${HELM_VERSION}"
+      printf 'kubernetes %s\netcd %s\nhelm %s\nprometheus (promql-check) %s\n' "${KUBE_VERSION}" "${ETCD_VERSION}" "${HELM_VERSION}" "${PROMETHEUS_VERSION}"
       return 0
       ;;
     -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'; return 0 ;;

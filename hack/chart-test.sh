@@ -14,7 +14,8 @@
 #   2. helm lint --strict with the default values and with ci/*-values.yaml
 #   3. helm template with the default values and ci/all-features-values.yaml must equal
 #      snapshots/default.yaml and snapshots/all-features.yaml (release "cloudquota", namespace
-#      "cloudquota-system")
+#      "cloudquota-system"); the PrometheusRule's expressions and `for` durations must load
+#      in Prometheus' PromQL parser (promql-check, hack/tools/promql)
 #   4. every ci/invalid/*-values.yaml must be rejected (values.schema.json or a template check)
 # Live part (a throw-away etcd + kube-apiserver from hack/controlplane.sh, in a temp dir that
 # is destroyed on exit):
@@ -26,8 +27,9 @@
 #   7. helm install, helm upgrade (--set, then to the all-features values: cluster-wide to
 #      namespaced RBAC), helm uninstall; CRD kept or deleted according to crds.keep
 #
-# Tools: helm from $HELM, $CLOUDQUOTA_TOOLS_BIN or hack/build-tools.sh (built there if missing;
-# concurrent builds wait on its lock). kubectl comes with the control plane.
+# Tools: helm (and promql-check, taken from next to helm) from $HELM, $CLOUDQUOTA_TOOLS_BIN or
+# hack/build-tools.sh (built there if missing; concurrent builds wait on its lock). kubectl
+# comes with the control plane.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -72,6 +74,20 @@ find_helm() {
   fi
   [[ -x "${bin_dir}/helm" ]] || fail "helm not found in ${bin_dir}"
   HELM="${bin_dir}/helm"
+}
+
+# promql-check (hack/tools/promql) next to helm, else from hack/build-tools.sh.
+find_promql_check() {
+  local bin_dir
+  PROMQL_CHECK="$(dirname "${HELM}")/promql-check"
+  [[ -x "${PROMQL_CHECK}" ]] && return 0
+  bin_dir="$("${ROOT}/hack/build-tools.sh" --print-bin-dir)"
+  if [[ ! -x "${bin_dir}/promql-check" ]]; then
+    (( NO_BUILD == 0 )) || fail "promql-check not found; build it with: hack/build-tools.sh promql-check"
+    bin_dir="$("${ROOT}/hack/build-tools.sh" promql-check | tail -n 1)"
+  fi
+  PROMQL_CHECK="${bin_dir}/promql-check"
+  [[ -x "${PROMQL_CHECK}" ]] || fail "promql-check not found in ${bin_dir}"
 }
 
 render() { # values-file-or-empty
@@ -125,6 +141,13 @@ offline() {
     fi
   done
   (( drift == 0 )) || fail "rendered chart differs from the snapshots; review and run hack/chart-test.sh --update"
+
+  step "PrometheusRule expressions parse (Prometheus' PromQL parser)"
+  find_promql_check
+  local rules
+  rules="$("${PROMQL_CHECK}" "${WORK}/all-features.yaml")" ||
+    { printf '%s\n' "${rules}" >&2; fail "the chart's PrometheusRule does not load"; }
+  ok "$(grep -c '^ok' <<<"${rules}") rules of the all-features PrometheusRule"
 
   step "invalid values are rejected"
   local err n=0
