@@ -1011,11 +1011,32 @@ async fn counters_count() {
     assert_eq!(c.key(Service::Vm, "demo"), 1);
     assert_eq!(c.auth_failures, 1);
     assert_eq!(c.faults_served, 0);
+    // Arrival times per key, from the simulator's clock.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let dws_p2 = &c.recent["dws/p2"];
+    assert_eq!(dws_p2.len(), 1);
+    assert!(now - dws_p2[0] < 10_000, "{dws_p2:?} vs {now}");
+    assert!(!c.recent.contains_key("dws/nope"));
+    // Only the last RECENT arrivals are kept, oldest first.
+    for _ in 0..cloudquota::sim::RECENT_ARRIVALS + 3 {
+        dws(&sim, "p3").await;
+    }
+    let c = sim.counters();
+    assert_eq!(
+        c.key(Service::Dws, "p3"),
+        cloudquota::sim::RECENT_ARRIVALS as u64 + 3
+    );
+    let p3 = &c.recent["dws/p3"];
+    assert_eq!(p3.len(), cloudquota::sim::RECENT_ARRIVALS);
+    assert!(p3.windows(2).all(|w| w[0] <= w[1]), "{p3:?}");
 
     sim.reset_counters();
     let c = sim.counters();
     assert_eq!((c.total, c.auth_failures), (0, 0));
-    assert!(c.per_key.is_empty());
+    assert!(c.per_key.is_empty() && c.recent.is_empty());
 }
 
 #[tokio::test]

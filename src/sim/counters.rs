@@ -1,9 +1,10 @@
 //! Request counters. Atomics for the global ones and a short lock for the per-key map, because
 //! benchmarks push many requests through the simulator.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +19,11 @@ pub struct Counters {
     pub per_service: BTreeMap<String, u64>,
     /// Authenticated requests by `"{service}/{key}"` (key = project id or Zenlayer account).
     pub per_key: BTreeMap<String, u64>,
+    /// Arrival times (Unix milliseconds) of the last [`RECENT`] authenticated requests per key,
+    /// oldest first: tests check request spacing (Retry-After, backoff) from the simulator's
+    /// clock instead of sampling the counters.
+    #[serde(default)]
+    pub recent: BTreeMap<String, Vec<u64>>,
     /// Requests rejected with 401.
     pub auth_failures: u64,
     /// Fault rules applied (one request may consume several, e.g. latency + status).
@@ -39,11 +45,20 @@ impl Counters {
     }
 }
 
+/// How many arrival times [`Counters::recent`] keeps per key.
+pub const RECENT: usize = 16;
+
+#[derive(Default)]
+struct KeyCount {
+    count: u64,
+    recent: VecDeque<u64>,
+}
+
 #[derive(Default)]
 pub(crate) struct CounterStore {
     total: AtomicU64,
     per_service: [AtomicU64; 4],
-    per_key: Mutex<HashMap<(Service, String), u64>>,
+    per_key: Mutex<HashMap<(Service, String), KeyCount>>,
     auth_failures: AtomicU64,
     faults_served: AtomicU64,
 }
@@ -58,12 +73,19 @@ impl CounterStore {
     }
 
     pub(crate) fn key(&self, service: Service, key: &str) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         let mut m = self.per_key.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(v) = m.get_mut(&(service, key.to_string())) {
-            *v += 1;
-        } else {
-            m.insert((service, key.to_string()), 1);
+        let c = match m.get_mut(&(service, key.to_string())) {
+            Some(c) => c,
+            None => m.entry((service, key.to_string())).or_default(),
+        };
+        c.count += 1;
+        if c.recent.len() == RECENT {
+            c.recent.pop_front();
         }
+        c.recent.push_back(now);
     }
 
     pub(crate) fn auth_failure(&self) {
@@ -86,17 +108,24 @@ impl CounterStore {
                 )
             })
             .collect();
-        let per_key = self
+        let (per_key, recent) = self
             .per_key
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|((s, k), v)| (format!("{s}/{k}"), *v))
-            .collect();
+            .map(|((s, k), c)| {
+                let name = format!("{s}/{k}");
+                (
+                    (name.clone(), c.count),
+                    (name, c.recent.iter().copied().collect()),
+                )
+            })
+            .unzip();
         Counters {
             total: self.total.load(Ordering::Relaxed),
             per_service,
             per_key,
+            recent,
             auth_failures: self.auth_failures.load(Ordering::Relaxed),
             faults_served: self.faults_served.load(Ordering::Relaxed),
         }

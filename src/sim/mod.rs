@@ -96,7 +96,7 @@ pub use auth::{
     BearerToken, Credential, DEMO_ACCESS_KEY, DEMO_ACCOUNT, DEMO_SECRET_KEY, DEMO_TOKEN,
     HUAWEI_MAX_SKEW_SECS, ZENLAYER_MAX_SKEW_SECS,
 };
-pub use counters::Counters;
+pub use counters::{Counters, RECENT as RECENT_ARRIVALS};
 pub use faults::{ActiveFault, Fault, FaultRule, ImsPath, UnitStyle};
 pub use model::{Service, SimResource};
 

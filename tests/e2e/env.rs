@@ -501,6 +501,17 @@ impl Env {
             .unwrap_or(0))
     }
 
+    /// The simulator's arrival times (Unix ms, oldest first) of the last requests for a key.
+    pub async fn sim_arrivals(&self, service: &str, key: &str) -> Result<Vec<u64>> {
+        let c = self
+            .sim(reqwest::Method::GET, "/_sim/counters", None)
+            .await?;
+        Ok(c["recent"][format!("{service}/{key}")]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
+            .unwrap_or_default())
+    }
+
     pub async fn metrics(&self) -> Result<String> {
         let resp = self
             .http

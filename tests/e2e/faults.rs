@@ -861,28 +861,33 @@ async fn provider_faults(env: &mut Env, ns: &str) -> Result {
 /// the failure backoff (5 s).
 async fn throttle_between_retries(env: &Env, ns: &str, before: u64) -> Result {
     let project = project_of("throttle");
-    let mut arrivals: Vec<Instant> = Vec::new();
-    let mut seen = before;
+    // Wait until 8.5 s after the first request, then judge the spacing from the simulator's
+    // own arrival times (sampling the counters from here would add this process's delays).
     let give_up = Instant::now() + Duration::from_secs(10);
+    let mut first_seen: Option<Instant> = None;
     loop {
         let n = env.sim_requests_for("evs", project).await?;
         let now = Instant::now();
-        for _ in seen..n {
-            arrivals.push(now);
+        if n > before && first_seen.is_none() {
+            first_seen = Some(now);
         }
-        seen = n;
-        match arrivals.first() {
-            Some(first) if now > *first + Duration::from_millis(8500) => break,
+        match first_seen {
+            Some(first) if now > first + Duration::from_millis(8500) => break,
             None if now > give_up => return Err("throttle: no request arrived".into()),
             _ => {}
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let arrivals = env.sim_arrivals("evs", project).await?;
+    let new = arrivals
+        .len()
+        .min((env.sim_requests_for("evs", project).await? - before) as usize);
+    let arrivals = &arrivals[arrivals.len() - new..];
     let first = arrivals[0];
     let window: Vec<f64> = arrivals
         .iter()
-        .filter(|a| **a <= first + Duration::from_millis(8500))
-        .map(|a| a.duration_since(first).as_secs_f64())
+        .filter(|a| **a <= first + 8500)
+        .map(|a| (a - first) as f64 / 1000.0)
         .collect();
     require!(
         window.len() == 3,
@@ -890,7 +895,7 @@ async fn throttle_between_retries(env: &Env, ns: &str, before: u64) -> Result {
         window.len()
     );
     require!(
-        window.windows(2).all(|w| w[1] - w[0] >= 1.8),
+        window.windows(2).all(|w| w[1] - w[0] >= 2.0),
         "throttle: retries closer than the 2 s Retry-After: {window:?}"
     );
     let cq = env.get_cq(ns, "throttle").await?;
