@@ -21,6 +21,13 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 const PROJECT: &str = "cd631140887d4b6e9c786b67a6dd4c02";
+const SECRET: &str = "/api/v1/namespaces/team-a/secrets/creds";
+const DISKS_STATUS: &str =
+    "/apis/cloudquota.io/v1alpha1/namespaces/team-a/cloudquotas/disks/status";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/team-a/events";
+/// The operator's own Events about `disks` (uid-1), found by uid.
+const EVENTS_OF_DISKS: &str =
+    "/apis/events.k8s.io/v1/namespaces/team-a/events?&fieldSelector=regarding.uid%3Duid-1";
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -73,6 +80,12 @@ fn verifier(mut handle: Handle, script: Vec<Expect>) -> tokio::task::JoinHandle<
         }
         bodies
     })
+}
+
+/// A Context whose Kubernetes client talks to a tower-test mock, and the mock's handle.
+fn mock_api() -> (Handle, Arc<Context>) {
+    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    (handle, context(kube::Client::new(svc, "default")))
 }
 
 fn context(client: kube::Client) -> Arc<Context> {
@@ -188,20 +201,15 @@ fn event_reply() -> Value {
 #[tokio::test]
 async fn first_poll_reads_secret_then_applies_status() {
     let sim = sim::start(SimConfig::default()).await.unwrap();
-    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let ctx = context(kube::Client::new(svc, "default"));
+    let (handle, ctx) = mock_api();
     let cq = cloudquota(&sim.base_url(), 80);
     let v = verifier(
         handle,
         vec![
-            expect(
-                Method::GET,
-                "/api/v1/namespaces/team-a/secrets/creds",
-                ok(secret()),
-            ),
+            expect(Method::GET, SECRET, ok(secret())),
             expect(
                 Method::PATCH,
-                "/apis/cloudquota.io/v1alpha1/namespaces/team-a/cloudquotas/disks/status",
+                DISKS_STATUS,
                 ok(serde_json::to_value(&cq).unwrap()),
             ),
         ],
@@ -232,11 +240,6 @@ async fn first_poll_reads_secret_then_applies_status() {
     sim.shutdown().await;
 }
 
-const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/team-a/events";
-/// The operator's own Events about `disks` (uid-1), found by uid.
-const EVENTS_OF_DISKS: &str =
-    "/apis/events.k8s.io/v1/namespaces/team-a/events?&fieldSelector=regarding.uid%3Duid-1";
-
 fn event_list(items: Value) -> Value {
     json!({"apiVersion": "events.k8s.io/v1", "kind": "EventList", "metadata": {}, "items": items})
 }
@@ -244,8 +247,7 @@ fn event_list(items: Value) -> Value {
 #[tokio::test]
 async fn crossing_posts_event_before_status_and_retry_does_not_repeat_it() {
     let sim = sim::start(SimConfig::default()).await.unwrap();
-    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let ctx = context(kube::Client::new(svc, "default"));
+    let (handle, ctx) = mock_api();
     // snapshots 6/10 = 60%: a warning threshold of 50 makes it Warning on the first poll.
     let cq = cloudquota(&sim.base_url(), 50);
     // What the first round published, as the API server then lists it.
@@ -264,11 +266,7 @@ async fn crossing_posts_event_before_status_and_retry_does_not_repeat_it() {
     let v = verifier(
         handle,
         vec![
-            expect(
-                Method::GET,
-                "/api/v1/namespaces/team-a/secrets/creds",
-                ok(secret()),
-            ),
+            expect(Method::GET, SECRET, ok(secret())),
             expect(
                 Method::GET,
                 EVENTS_OF_DISKS,
@@ -278,7 +276,7 @@ async fn crossing_posts_event_before_status_and_retry_does_not_repeat_it() {
             // The status write fails: the reconcile errors out and will be retried.
             expect(
                 Method::PATCH,
-                "/apis/cloudquota.io/v1alpha1/namespaces/team-a/cloudquotas/disks/status",
+                DISKS_STATUS,
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     json!({"kind":"Status","apiVersion":"v1","status":"Failure","message":"etcd down","reason":"InternalError","code":500}),
@@ -293,7 +291,7 @@ async fn crossing_posts_event_before_status_and_retry_does_not_repeat_it() {
             ),
             expect(
                 Method::PATCH,
-                "/apis/cloudquota.io/v1alpha1/namespaces/team-a/cloudquotas/disks/status",
+                DISKS_STATUS,
                 ok(serde_json::to_value(&cq).unwrap()),
             ),
         ],
@@ -323,17 +321,12 @@ async fn crossing_posts_event_before_status_and_retry_does_not_repeat_it() {
 #[tokio::test]
 async fn events_are_published_when_they_cannot_be_listed() {
     let sim = sim::start(SimConfig::default()).await.unwrap();
-    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let ctx = context(kube::Client::new(svc, "default"));
+    let (handle, ctx) = mock_api();
     let cq = cloudquota(&sim.base_url(), 50);
     let v = verifier(
         handle,
         vec![
-            expect(
-                Method::GET,
-                "/api/v1/namespaces/team-a/secrets/creds",
-                ok(secret()),
-            ),
+            expect(Method::GET, SECRET, ok(secret())),
             // An RBAC without `list` on Events: a repeat is better than a lost alert.
             expect(
                 Method::GET,
@@ -346,7 +339,7 @@ async fn events_are_published_when_they_cannot_be_listed() {
             expect(Method::POST, EVENTS, ok(event_reply())),
             expect(
                 Method::PATCH,
-                "/apis/cloudquota.io/v1alpha1/namespaces/team-a/cloudquotas/disks/status",
+                DISKS_STATUS,
                 ok(serde_json::to_value(&cq).unwrap()),
             ),
         ],
@@ -360,25 +353,19 @@ async fn events_are_published_when_they_cannot_be_listed() {
 #[tokio::test]
 async fn nothing_changed_means_no_write() {
     let sim = sim::start(SimConfig::default()).await.unwrap();
-    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let ctx = context(kube::Client::new(svc, "default"));
+    let (handle, ctx) = mock_api();
     let mut a = cloudquota(&sim.base_url(), 80);
     // A second object reading the same account: it shares A's upstream answers.
     let mut b = a.clone();
     b.metadata.name = Some("disks-b".into());
     b.metadata.uid = Some("uid-2".into());
-    let status_path = "/apis/cloudquota.io/v1alpha1/namespaces/team-a/cloudquotas/disks/status";
     let v = verifier(
         handle,
         vec![
-            expect(
-                Method::GET,
-                "/api/v1/namespaces/team-a/secrets/creds",
-                ok(secret()),
-            ),
+            expect(Method::GET, SECRET, ok(secret())),
             expect(
                 Method::PATCH,
-                status_path,
+                DISKS_STATUS,
                 ok(serde_json::to_value(&a).unwrap()),
             ),
             // B: the Secret and the answer come from the caches.
@@ -390,7 +377,7 @@ async fn nothing_changed_means_no_write() {
             // A refresh of A polls upstream; the only change is the refresh it records.
             expect(
                 Method::PATCH,
-                status_path,
+                DISKS_STATUS,
                 ok(serde_json::to_value(&a).unwrap()),
             ),
         ],
@@ -420,8 +407,7 @@ async fn nothing_changed_means_no_write() {
 
 #[tokio::test]
 async fn endpoint_not_allowed_sends_nothing_upstream() {
-    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let ctx = context(kube::Client::new(svc, "default"));
+    let (handle, ctx) = mock_api();
     let cq = cloudquota("https://169.254.169.254/latest", 80);
     let v = verifier(
         handle,
@@ -430,7 +416,7 @@ async fn endpoint_not_allowed_sends_nothing_upstream() {
             expect(Method::POST, EVENTS, ok(event_reply())),
             expect(
                 Method::PATCH,
-                "/apis/cloudquota.io/v1alpha1/namespaces/team-a/cloudquotas/disks/status",
+                DISKS_STATUS,
                 ok(serde_json::to_value(&cq).unwrap()),
             ),
         ],
