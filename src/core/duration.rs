@@ -10,9 +10,13 @@ pub enum DurationError {
         "invalid duration {0:?}: expected a number followed by a unit (ns, us, ms, s, m, h), e.g. \"5m\" or \"90s\""
     )]
     Invalid(String),
-    #[error("duration {0:?} is too large")]
+    #[error("duration {0:?} is too large (at most 2562047h, about 292 years)")]
     Overflow(String),
 }
+
+/// The longest duration Go (and so Kubernetes' CEL `duration()`) can represent: `i64::MAX`
+/// nanoseconds. Anything accepted here can be added to an `Instant` without overflow.
+pub const MAX: Duration = Duration::from_nanos(i64::MAX as u64);
 
 /// Parses a Go duration string. Negative durations are rejected: intervals and ages can't be.
 pub fn parse(s: &str) -> Result<Duration, DurationError> {
@@ -54,10 +58,11 @@ pub fn parse(s: &str) -> Result<Duration, DurationError> {
         total += value * scale;
         rest = next;
     }
-    if !total.is_finite() || total > u64::MAX as f64 / 2.0 {
+    // Compared in f64 (where the sum was made); `>=` because MAX rounds up to a whole f64.
+    if !total.is_finite() || total >= MAX.as_secs_f64() {
         return Err(DurationError::Overflow(s.to_string()));
     }
-    Ok(Duration::from_secs_f64(total))
+    Ok(Duration::from_secs_f64(total).min(MAX))
 }
 
 /// Formats a duration compactly for messages (`5m`, `1h30m`, `90s` stays `1m30s`).
@@ -109,10 +114,16 @@ mod tests {
         ] {
             assert!(parse(s).is_err(), "{s:?} should be rejected");
         }
-        assert!(matches!(
-            parse("99999999999999999999999h"),
-            Err(DurationError::Overflow(_))
-        ));
+        for s in [
+            "99999999999999999999999h",
+            "2562048h",
+            // Found by fuzzing: just past u64::MAX / 2 seconds once rounding was added in.
+            "5ms9223372036854775807s",
+        ] {
+            assert!(matches!(parse(s), Err(DurationError::Overflow(_))), "{s}");
+        }
+        // Go's largest duration, 2562047h47m16.854775807s, and a little under it are accepted.
+        assert!(parse("2562047h").unwrap() <= MAX);
     }
 
     #[test]

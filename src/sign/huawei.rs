@@ -303,14 +303,14 @@ pub fn sign(
             .map_or("", |(_, v)| v)
     };
     let mut canonical_headers = String::new();
-    let mut token_in_headers = None;
+    let mut token_in_headers = Vec::new();
     for name in &signed_headers {
         canonical_headers.push_str(name);
         canonical_headers.push(':');
         let start = canonical_headers.len();
         canonical_headers.push_str(canonical_value(name));
         if creds.security_token.is_some() && name == "x-security-token" {
-            token_in_headers = Some(start..canonical_headers.len());
+            token_in_headers.push(start..canonical_headers.len());
         }
         canonical_headers.push('\n');
     }
@@ -338,7 +338,10 @@ pub fn sign(
         canonical_uri(req.path),
         canonical_query,
     );
-    let secret_span = token_in_headers.map(|r| head.len() + r.start..head.len() + r.end);
+    let secret_spans = token_in_headers
+        .into_iter()
+        .map(|r| head.len() + r.start..head.len() + r.end)
+        .collect();
     let canonical_request = format!(
         "{head}{canonical_headers}\n{}\n{payload_hash}",
         signed_headers.join(";"),
@@ -375,7 +378,7 @@ pub fn sign(
         canonical_request,
         string_to_sign,
         signature,
-        secret_span,
+        secret_spans,
     })
 }
 
@@ -503,6 +506,23 @@ mod tests {
             "{dbg}"
         );
         assert!(dbg.contains("x-security-token:***\\n"), "{dbg}");
+    }
+
+    #[test]
+    fn debug_hides_the_token_when_a_caller_header_repeats_its_name() {
+        // Found by fuzzing: a caller's `X-SecUrity-Token` makes the name appear twice in the
+        // canonical request, both times with the credentials' token as value.
+        let creds = HuaweiCredentials::new("AK", "SK").with_security_token("fresh-token");
+        let signed = sign(
+            &req("/v1/x", &[("X-SecUrity-Token", "stale")]),
+            &creds,
+            ts("2024-01-02T03:04:05Z"),
+        )
+        .unwrap();
+        assert_eq!(signed.canonical_request.matches("fresh-token").count(), 2);
+        let dbg = format!("{signed:?}");
+        assert!(!dbg.contains("fresh-token"), "{dbg}");
+        assert_eq!(dbg.matches("x-security-token:***").count(), 2, "{dbg}");
     }
 
     #[test]

@@ -199,9 +199,10 @@ pub struct Signed {
     pub string_to_sign: String,
     /// Lower-case hex HMAC-SHA256 signature.
     pub signature: String,
-    /// Where `canonical_request` holds the security token (Huawei temporary credentials), so
-    /// `Debug` can hide exactly those bytes whatever the token contains.
-    pub(crate) secret_span: Option<std::ops::Range<usize>>,
+    /// Where `canonical_request` holds the security token (Huawei temporary credentials), in
+    /// order and not overlapping, so `Debug` can hide exactly those bytes whatever the token
+    /// contains. A caller's header that differs only in case makes the name appear twice.
+    pub(crate) secret_spans: Vec<std::ops::Range<usize>>,
 }
 
 impl Signed {
@@ -214,14 +215,14 @@ impl Signed {
 impl fmt::Debug for Signed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The canonical request of a Huawei request contains the (signed) security token.
-        let canonical = match &self.secret_span {
-            Some(span) => format!(
-                "{}***{}",
-                &self.canonical_request[..span.start],
-                &self.canonical_request[span.end..]
-            ),
-            None => self.canonical_request.clone(),
-        };
+        let mut canonical = String::with_capacity(self.canonical_request.len());
+        let mut shown = 0;
+        for span in &self.secret_spans {
+            canonical.push_str(&self.canonical_request[shown..span.start]);
+            canonical.push_str("***");
+            shown = span.end;
+        }
+        canonical.push_str(&self.canonical_request[shown..]);
         f.debug_struct("Signed")
             .field("headers", &self.headers)
             .field("path_and_query", &self.path_and_query)

@@ -181,7 +181,7 @@ pub fn sign(
         canonical_request,
         string_to_sign,
         signature,
-        secret_span: None,
+        secret_spans: Vec::new(),
     })
 }
 
