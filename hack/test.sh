@@ -22,7 +22,7 @@ cargo test --all-targets --locked
 step "chart: lint, snapshots, schema, live install/upgrade/uninstall"
 hack/chart-test.sh --no-build
 if [ -x hack/fuzz.sh ]; then
-  step "fuzzing (${CLOUDQUOTA_FUZZ_SECONDS:=15}s per target)"
+  step "fuzzing (${CLOUDQUOTA_FUZZ_SECONDS:=60}s per target)"
   CLOUDQUOTA_FUZZ_SECONDS=$CLOUDQUOTA_FUZZ_SECONDS hack/fuzz.sh
 fi
 if [ -x hack/bench.sh ]; then
