@@ -547,10 +547,23 @@ proptest! {
 
     /// Whole seconds format and parse back exactly.
     #[test]
-    fn duration_roundtrip_whole_seconds(secs in prop_oneof![0u64..=100_000, 0u64..=1 << 40]) {
+    fn duration_roundtrip_whole_seconds(
+        secs in prop_oneof![0u64..=100_000, 0u64..=duration::MAX.as_secs()],
+    ) {
         let d = Duration::from_secs(secs);
         let text = duration::format(d);
         prop_assert_eq!(duration::parse(&text), Ok(d), "{}", text);
+    }
+
+    /// Beyond Go's maximum duration nothing parses (it could not be added to an Instant).
+    #[test]
+    fn duration_beyond_go_max_overflows(secs in duration::MAX.as_secs() + 1..=u64::MAX / 4) {
+        let text = duration::format(Duration::from_secs(secs));
+        prop_assert!(
+            matches!(duration::parse(&text), Err(duration::DurationError::Overflow(_))),
+            "{}",
+            text
+        );
     }
 
     /// Go-style `XhYmZs` strings parse to their sum.
