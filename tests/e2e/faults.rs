@@ -11,19 +11,14 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use cloudquota::crd::{CloudQuota, Level, ResourceStatus};
-use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 
+use crate::cq::{
+    ensure, events_of, failing_with, huawei_spec, is_ready, level, ready_cond, resource, resources,
+    used,
+};
 use crate::env::{Env, Result, metric, metric_sum, rss_kib};
-
-macro_rules! require {
-    ($cond:expr, $($msg:tt)+) => {
-        if !$cond {
-            return Err(format!($($msg)+));
-        }
-    };
-}
 
 const WAIT: Duration = Duration::from_secs(20);
 /// `--lease-duration` of the e2e operator.
@@ -32,50 +27,8 @@ const LEASE: Duration = Duration::from_secs(15);
 /// new holder's lock (up to ~1 s of collision avoidance) and process start-up.
 const TAKEOVER: Duration = Duration::from_secs(LEASE.as_secs() + 7);
 
-fn ready_cond(cq: &CloudQuota) -> Option<(&str, &str, &str)> {
-    let c = cq
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")?;
-    Some((c.status.as_str(), c.reason.as_str(), c.message.as_str()))
-}
-
-fn is_ready(cq: &CloudQuota) -> bool {
-    ready_cond(cq).is_some_and(|(s, _, _)| s == "True")
-}
-
-fn failing_with(cq: &CloudQuota, reason: &str) -> bool {
-    ready_cond(cq).is_some_and(|(s, r, _)| s == "False" && r == reason)
-}
-
-fn resource<'a>(cq: &'a CloudQuota, name: &str) -> Option<&'a ResourceStatus> {
-    cq.status
-        .as_ref()?
-        .resources
-        .iter()
-        .find(|r| r.name == name)
-}
-
-fn used(cq: &CloudQuota, name: &str) -> Option<i64> {
-    resource(cq, name).map(|r| r.used)
-}
-
-fn level(cq: &CloudQuota, name: &str) -> Option<Level> {
-    resource(cq, name).map(|r| r.level)
-}
-
-fn resources(cq: &CloudQuota) -> Vec<ResourceStatus> {
-    cq.status
-        .as_ref()
-        .map(|s| s.resources.clone())
-        .unwrap_or_default()
-}
-
 fn evs_spec(env: &Env, project: &str) -> Value {
-    json!({"provider": "huaweicloud", "service": "evs", "region": "cn-north-4", "projectId": project,
-           "endpoint": env.sim_url, "credentialsSecretRef": {"name": "creds"}, "interval": "5m"})
+    huawei_spec(env, "evs", project)
 }
 
 async fn setup_ns(env: &Env, ns: &str) -> Result {
@@ -104,16 +57,6 @@ async fn delete_all(env: &Env, ns: &str, names: &[&str]) -> Result {
         env.delete_cq(ns, n).await?;
     }
     Ok(())
-}
-
-/// The Events about one object.
-async fn events_of(env: &Env, ns: &str, name: &str) -> Result<Vec<Event>> {
-    Ok(env
-        .events(ns)
-        .await?
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .collect())
 }
 
 /// Their reasons, sorted (creation timestamps have one-second resolution, so order is not
@@ -157,7 +100,7 @@ async fn expect_events(
     tokio::time::sleep(settle).await;
     for (name, want) in expected {
         let got = reasons_of(env, ns, name).await?;
-        require!(
+        ensure!(
             got == sorted(want),
             "{ns}/{name}: Events {got:?}, want exactly {want:?} (a duplicate announcement)"
         );
@@ -169,7 +112,7 @@ async fn expect_events(
         .filter(|e| e.series.is_some())
         .map(|e| format!("{:?} {:?}", e.reason, e.note))
         .collect();
-    require!(
+    ensure!(
         repeated.is_empty(),
         "Events re-published as a series: {repeated:?}"
     );
@@ -227,7 +170,7 @@ async fn matches_sim(env: &Env, ns: &str, name: &str, project: &str) -> Result {
         .await?;
     let cq = env.get_cq(ns, name).await?;
     let sim_res = sim["resources"].as_array().cloned().unwrap_or_default();
-    require!(
+    ensure!(
         sim_res.len() == resources(&cq).len(),
         "{ns}/{name}: {} resources in status, {} in the sim",
         resources(&cq).len(),
@@ -236,8 +179,8 @@ async fn matches_sim(env: &Env, ns: &str, name: &str, project: &str) -> Result {
     for r in sim_res {
         let rname = r["name"].as_str().unwrap_or_default();
         let limit = r["limit"].as_i64().filter(|l| *l >= 0);
-        let got = resource(&cq, rname);
-        require!(
+        let got = resource(&cq, rname, None);
+        ensure!(
             got.is_some_and(|g| Some(g.used) == r["used"].as_i64() && g.limit == limit),
             "{ns}/{name}: {rname} in status {:?}, in the sim {r}",
             got.map(|g| (g.used, g.limit))
@@ -354,7 +297,7 @@ async fn outage(
         .await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         tokio::time::sleep(min_outage.saturating_sub(t.elapsed())).await;
-        require!(
+        ensure!(
             env.operator_running(),
             "the operator exited during the {stop} outage"
         );
@@ -400,24 +343,24 @@ async fn outage(
     let strip = |v: &[ResourceStatus]| -> Vec<ResourceStatus> {
         v.iter().filter(|r| r.name != "backups").cloned().collect()
     };
-    require!(
+    ensure!(
         strip(&steady_after) == strip(&steady_before) && !steady_after.is_empty(),
         "steady's other resources changed across the {stop} outage"
     );
     matches_sim(env, ns, "steady", &steady).await?;
     matches_sim(env, ns, "flaky", &flaky).await?;
     let statuses_after = statuses_elsewhere(env, ns).await?;
-    require!(
+    ensure!(
         statuses_after == statuses_before,
         "other CloudQuotas' status changed across the outage:\nbefore {statuses_before:?}\nafter {statuses_after:?}"
     );
     let events_after = events_elsewhere(env, ns).await?;
-    require!(
+    ensure!(
         events_after == events_before,
         "Events elsewhere changed: {events_before:?} -> {events_after:?}"
     );
     // Still running, still (or again) the leader.
-    require!(env.operator_running(), "the operator exited after {stop}");
+    ensure!(env.operator_running(), "the operator exited after {stop}");
     env.eventually(
         "leader after the outage",
         Duration::from_secs(40),
@@ -497,18 +440,18 @@ pub async fn fault_operator_sigkill(env: &mut Env) -> Result {
     let t = Instant::now();
     env.kill_operator()?;
     let holder = env.lease_holder().await?;
-    require!(
+    ensure!(
         holder.as_deref() == Some(old.as_str()),
         "after SIGKILL the Lease names {holder:?}, not the dead {old}"
     );
     env.start_operator().await?;
     let takeover = t.elapsed();
-    require!(
+    ensure!(
         takeover <= TAKEOVER,
         "the new instance led only {takeover:?} after the SIGKILL"
     );
     let holder = env.lease_holder().await?;
-    require!(
+    ensure!(
         holder.as_deref() == Some(env.operator_identity.as_str()),
         "Lease holder {holder:?} after the takeover"
     );
@@ -556,7 +499,7 @@ pub async fn fault_operator_sigkill(env: &mut Env) -> Result {
         matches_sim(env, ns, name, project).await?;
     }
     let events_after = events_elsewhere(env, ns).await?;
-    require!(
+    ensure!(
         events_after == events_before,
         "Events elsewhere changed: {events_before:?} -> {events_after:?}"
     );
@@ -607,11 +550,11 @@ pub async fn fault_leader_failover(env: &mut Env) -> Result {
         ("cloudquota_upstream_requests_total", 0.0),
     ] {
         let got = metric_sum(&m, name);
-        require!(got == want, "standby {name} = {got}, want {want}");
+        ensure!(got == want, "standby {name} = {got}, want {want}");
     }
-    require!(standby.running(), "the standby exited");
+    ensure!(standby.running(), "the standby exited");
     let key_delta = env.sim_requests_for("evs", project).await? - key_before;
-    require!(
+    ensure!(
         key_delta == 3,
         "{key_delta} requests for {project} for 3 refreshes (someone polled twice)"
     );
@@ -651,12 +594,12 @@ pub async fn fault_leader_failover(env: &mut Env) -> Result {
     .await?;
     let takeover = t.elapsed();
     env.adopt(standby)?;
-    require!(
+    ensure!(
         takeover <= TAKEOVER,
         "the standby led only {takeover:?} after the leader's SIGKILL"
     );
     let holder = env.lease_holder().await?;
-    require!(
+    ensure!(
         holder.as_deref() == Some(identity.as_str()),
         "Lease holder {holder:?}"
     );
@@ -676,7 +619,7 @@ pub async fn fault_leader_failover(env: &mut Env) -> Result {
     )
     .await?;
     let evs = events_of(env, ns, "q").await?;
-    require!(
+    ensure!(
         evs.iter().any(
             |e| e.reporting_instance.as_deref() == Some(identity.as_str())
                 && e.note.as_deref().is_some_and(|n| n.contains("Critical"))
@@ -688,7 +631,7 @@ pub async fn fault_leader_failover(env: &mut Env) -> Result {
     );
     matches_sim(env, ns, "q", project).await?;
     let events_after = events_elsewhere(env, ns).await?;
-    require!(
+    ensure!(
         events_after == events_before,
         "Events elsewhere changed: {events_before:?} -> {events_after:?}"
     );
@@ -889,17 +832,17 @@ async fn throttle_between_retries(env: &Env, ns: &str, before: u64) -> Result {
         .filter(|a| **a <= first + 8500)
         .map(|a| (a - first) as f64 / 1000.0)
         .collect();
-    require!(
+    ensure!(
         window.len() == 3,
         "throttle: {} requests within 8.5 s (arrivals at {window:?} s), want 3: attempts at 0, 2, 4 s, the next poll 5 s after the failure",
         window.len()
     );
-    require!(
+    ensure!(
         window.windows(2).all(|w| w[1] - w[0] >= 2.0),
         "throttle: retries closer than the 2 s Retry-After: {window:?}"
     );
     let cq = env.get_cq(ns, "throttle").await?;
-    require!(
+    ensure!(
         failing_with(&cq, "Throttled")
             && ready_cond(&cq).is_some_and(|(_, _, m)| m.contains("retry after 2s")),
         "throttle: Ready {:?}",
@@ -916,20 +859,20 @@ async fn throttle_between_polls(env: &Env, ns: &str, before: u64, fault: u64) ->
         .wait_cq(ns, "throttle-long", WAIT, |c| failing_with(c, "Throttled"))
         .await?;
     let failed_at = Instant::now();
-    require!(
+    ensure!(
         ready_cond(&cq).is_some_and(|(_, _, m)| m.contains("retry after 22s")),
         "throttle-long: Ready {:?}",
         ready_cond(&cq)
     );
     let n = env.sim_requests_for("evs", project).await?;
-    require!(
+    ensure!(
         n == before + 1,
         "throttle-long: {} attempts for a 22 s Retry-After (beyond the retry budget: 1)",
         n - before
     );
     tokio::time::sleep(Duration::from_secs(15)).await;
     let m = env.sim_requests_for("evs", project).await?;
-    require!(
+    ensure!(
         m == n,
         "throttle-long: {} more requests within 15 s of a 22 s Retry-After",
         m - n
@@ -939,7 +882,7 @@ async fn throttle_between_polls(env: &Env, ns: &str, before: u64, fault: u64) ->
     env.wait_cq(ns, "throttle-long", Duration::from_secs(20), is_ready)
         .await?;
     let resumed = failed_at.elapsed();
-    require!(
+    ensure!(
         resumed >= Duration::from_secs(21),
         "throttle-long: polled again {resumed:?} after a 22 s Retry-After"
     );
@@ -961,7 +904,7 @@ async fn canary_keeps_updating(env: &Env, ns: &str) -> Result<Vec<Duration>> {
         .await?;
         took.push(t.elapsed());
     }
-    require!(
+    ensure!(
         took.iter().all(|d| *d < Duration::from_secs(3)),
         "canary updates were slow during the faults: {took:?}"
     );
@@ -990,11 +933,11 @@ async fn other_faults(
             .wait_cq(ns, name, WAIT, |c| failing_with(c, reason))
             .await?;
         let message = ready_cond(&cq).map(|r| r.2).unwrap_or_default();
-        require!(
+        ensure!(
             message.contains(text),
             "{name}: Ready message {message:?} lacks {text:?}"
         );
-        require!(
+        ensure!(
             resources(&cq) == baseline[name],
             "{name}: the last good resources were not kept: {:?}",
             cq.status
@@ -1007,7 +950,7 @@ async fn other_faults(
     })
     .await?;
     let failed = events_of(env, ns, "upstream").await?;
-    require!(
+    ensure!(
         failed
             .iter()
             .any(|e| e.reason.as_deref() == Some("QuotaFetchFailed")
@@ -1018,7 +961,7 @@ async fn other_faults(
         failed.iter().map(|e| &e.note).collect::<Vec<_>>()
     );
     let n = env.sim_requests_for("evs", project).await? - upstream_before;
-    require!(
+    ensure!(
         n == 4,
         "upstream: {n} requests for a burst of three 503s (want 3 attempts + 1 retry poll)"
     );
@@ -1033,7 +976,7 @@ async fn other_faults(
     tokio::time::sleep(Duration::from_secs(2)).await;
     for (name, reason, _) in &cases[..3] {
         let cq = env.get_cq(ns, name).await?;
-        require!(
+        ensure!(
             failing_with(&cq, reason) && resources(&cq) == baseline[name],
             "{name} after the burst: {:?}",
             cq.status
@@ -1041,7 +984,7 @@ async fn other_faults(
     }
     let rss_after = rss_kib(pid)?;
     let growth = rss_after.saturating_sub(rss_before);
-    require!(
+    ensure!(
         growth < 20 * 1024,
         "operator RSS grew {growth} KiB ({rss_before} -> {rss_after} KiB) through the fault burst"
     );

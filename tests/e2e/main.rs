@@ -3,6 +3,7 @@
 //! running as a ServiceAccount bound to the Helm chart's ClusterRole. One control plane serves
 //! every scenario (each in its own namespace) and is torn down at the end, pass or fail.
 
+mod cq;
 mod env;
 mod faults;
 use faults::{
@@ -14,69 +15,23 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use cloudquota::crd::{CloudQuota, Level};
+use cloudquota::crd::Level;
+use cq::{
+    ensure, events_of, failing_with, huawei_spec, is_ready, level, ready_cond, resource, used,
+};
 use env::{Env, OPERATOR_NS, OPERATOR_SA, Result, metric};
 use serde_json::json;
 
 const POLL: Duration = Duration::from_secs(20);
 
-fn ready(cq: &CloudQuota) -> Option<(String, String)> {
-    let c = cq
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")?;
-    Some((c.status.clone(), c.reason.clone()))
-}
-
-fn is_ready(cq: &CloudQuota) -> bool {
-    ready(cq).is_some_and(|(s, _)| s == "True")
-}
-
-fn used(cq: &CloudQuota, name: &str, zone: Option<&str>) -> Option<i64> {
-    cq.status
-        .as_ref()?
-        .resources
-        .iter()
-        .find(|r| r.name == name && r.zone.as_deref() == zone)
-        .map(|r| r.used)
-}
-
-fn level(cq: &CloudQuota, name: &str) -> Option<Level> {
-    cq.status
-        .as_ref()?
-        .resources
-        .iter()
-        .find(|r| r.name == name)
-        .map(|r| r.level)
-}
-
-fn huawei_spec(env: &Env, service: &str, project: &str) -> serde_json::Value {
-    json!({"provider": "huaweicloud", "service": service, "region": "cn-north-4", "projectId": project,
-           "endpoint": env.sim_url, "credentialsSecretRef": {"name": "creds"}, "interval": "5m"})
-}
-
+/// The reasons of an object's Events, oldest first.
 async fn reasons(env: &Env, ns: &str, regarding: &str) -> Result<Vec<String>> {
-    let mut evs: Vec<_> = env
-        .events(ns)
-        .await?
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(regarding))
-        .collect();
+    let mut evs = events_of(env, ns, regarding).await?;
     evs.sort_by_key(|e| e.metadata.creation_timestamp.clone().map(|t| t.0));
     Ok(evs
         .into_iter()
         .map(|e| e.reason.unwrap_or_default())
         .collect())
-}
-
-macro_rules! ensure {
-    ($cond:expr, $($msg:tt)+) => {
-        if !$cond {
-            return Err(format!($($msg)+));
-        }
-    };
 }
 
 /// The CRD is Established, and kubectl shows the contract's columns and documentation.
@@ -153,13 +108,13 @@ async fn four_services(env: &mut Env) -> Result {
     for (name, res, zone, want) in expect {
         let cq = env
             .wait_cq(ns, name, POLL, |c| {
-                is_ready(c) && used(c, res, zone).is_some()
+                is_ready(c) && resource(c, res, zone).is_some()
             })
             .await?;
         ensure!(
-            used(&cq, res, zone) == Some(want),
+            resource(&cq, res, zone).map(|r| r.used) == Some(want),
             "{name}: {res} = {:?}, want {want}",
-            used(&cq, res, zone)
+            resource(&cq, res, zone).map(|r| r.used)
         );
         let s = cq.status.as_ref().unwrap();
         ensure!(
@@ -178,10 +133,8 @@ async fn four_services(env: &mut Env) -> Result {
     env.sim_set("dws", "p-dws-1", "disk_capacity", None, 640, None)
         .await?;
     env.refresh(ns, "dws").await?;
-    env.wait_cq(ns, "dws", POLL, |c| {
-        used(c, "disk_capacity", None) == Some(640)
-    })
-    .await?;
+    env.wait_cq(ns, "dws", POLL, |c| used(c, "disk_capacity") == Some(640))
+        .await?;
     Ok(())
 }
 
@@ -208,7 +161,7 @@ async fn threshold_events(env: &mut Env) -> Result {
         env.sim_set("ims", project, "image", None, u, None).await?;
         env.refresh(ns, "images").await?;
         env.wait_cq(ns, "images", POLL, |c| {
-            used(c, "image", None) == Some(u) && level(c, "image") == Some(want)
+            used(c, "image") == Some(u) && level(c, "image") == Some(want)
         })
         .await?;
     }
@@ -330,7 +283,7 @@ async fn predecessor_event_not_repeated(env: &mut Env) -> Result {
     env.apply_cq(ns, "images", spec.clone()).await?;
     let cq = env
         .wait_cq(ns, "images", POLL, |c| {
-            ready(c).is_some_and(|(_, r)| r == "Suspended")
+            ready_cond(c).is_some_and(|(_, r, _)| r == "Suspended")
         })
         .await?;
     let uid = cq.metadata.uid.clone().unwrap_or_default();
@@ -418,9 +371,7 @@ async fn auth_failure_and_fix(env: &mut Env) -> Result {
     env.apply_cq(ns, "q", huawei_spec(env, "evs", "p-auth"))
         .await?;
     let cq = env
-        .wait_cq(ns, "q", POLL, |c| {
-            ready(c).is_some_and(|(s, r)| s == "False" && r == "AuthFailed")
-        })
+        .wait_cq(ns, "q", POLL, |c| failing_with(c, "AuthFailed"))
         .await?;
     let msg = &cq
         .status
@@ -516,10 +467,8 @@ async fn endpoint_not_allowed(env: &mut Env) -> Result {
         let mut spec = huawei_spec(env, "evs", "p-allowlist");
         spec["endpoint"] = json!(endpoint);
         env.apply_cq(ns, name, spec).await?;
-        env.wait_cq(ns, name, POLL, |c| {
-            ready(c).is_some_and(|(s, r)| s == "False" && r == "EndpointNotAllowed")
-        })
-        .await?;
+        env.wait_cq(ns, name, POLL, |c| failing_with(c, "EndpointNotAllowed"))
+            .await?;
     }
     ensure!(
         env.sim_requests_for("evs", "p-allowlist").await? == 0,
