@@ -15,7 +15,10 @@ fuzz_target!(|s: &str| {
     // The overflow guard keeps every accepted value within Go's range, so adding it to an
     // Instant cannot overflow.
     assert!(d <= duration::MAX, "{s:?} -> {d:?}");
-    assert!(std::time::Instant::now().checked_add(d).is_some(), "{s:?} -> {d:?}");
+    assert!(
+        std::time::Instant::now().checked_add(d).is_some(),
+        "{s:?} -> {d:?}"
+    );
     let text = duration::format(d);
     let back = duration::parse(&text).unwrap_or_else(|e| panic!("{d:?} formats as {text:?}: {e}"));
     if d.as_secs() == 0 {

@@ -48,18 +48,8 @@ fn from_vector(v: HuaweiVectorInput) -> Option<Input> {
 }
 
 fn run(input: Input) {
-    let query: Vec<(&str, &str)> = input
-        .query
-        .iter()
-        .take(16)
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let headers: Vec<(&str, &str)> = input
-        .headers
-        .iter()
-        .take(16)
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let query = cloudquota_fuzz::pairs(&input.query);
+    let headers = cloudquota_fuzz::pairs(&input.headers);
     let req = HuaweiRequest {
         method: &input.method,
         host: &input.host,

@@ -65,12 +65,7 @@ fn authorization<'a>(mut headers: impl Iterator<Item = (&'a str, &'a str)>) -> &
 }
 
 fn run(input: Input) {
-    let headers: Vec<(&str, &str)> = input
-        .headers
-        .iter()
-        .take(16)
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let headers = cloudquota_fuzz::pairs(&input.headers);
     let req = ZenlayerRequest {
         method: &input.method,
         host: &input.host,

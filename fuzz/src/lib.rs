@@ -91,6 +91,15 @@ pub fn assert_status_builds(quotas: Vec<Quota>) {
     assert_eq!(again.status.resources, first.status.resources);
 }
 
+/// Borrowed `(name, value)` pairs for a signer request, at most 16 (more only slows fuzzing).
+pub fn pairs(owned: &[(String, String)]) -> Vec<(&str, &str)> {
+    owned
+        .iter()
+        .take(16)
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
 /// One `input` object of `tests/vectors/huaweicloud_sign.json`.
 #[derive(Debug, Deserialize)]
 pub struct HuaweiVectorInput {
