@@ -34,7 +34,7 @@ type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 /// One expected API call: method, path prefix, and the answer to give.
 struct Expect {
     method: Method,
-    path: &'static str,
+    path: String,
     status: StatusCode,
     reply: Value,
 }
@@ -56,7 +56,7 @@ fn verifier(mut handle: Handle, script: Vec<Expect>) -> tokio::task::JoinHandle<
                 req.uri().path().to_string()
             };
             assert_eq!(
-                (req.method().clone(), path.starts_with(e.path)),
+                (req.method().clone(), path.starts_with(&e.path)),
                 (e.method.clone(), true),
                 "expected {} {}, got {} {}",
                 e.method,
@@ -185,10 +185,22 @@ fn ok(v: Value) -> (StatusCode, Value) {
     (StatusCode::OK, v)
 }
 
-fn expect(method: Method, path: &'static str, (status, reply): (StatusCode, Value)) -> Expect {
+/// A successful status apply of `cq` (answered with the object itself).
+fn status_applied(cq: &CloudQuota) -> Expect {
+    expect(
+        Method::PATCH,
+        &format!(
+            "/apis/cloudquota.io/v1alpha1/namespaces/team-a/cloudquotas/{}/status",
+            cq.metadata.name.as_deref().unwrap()
+        ),
+        ok(serde_json::to_value(cq).unwrap()),
+    )
+}
+
+fn expect(method: Method, path: &str, (status, reply): (StatusCode, Value)) -> Expect {
     Expect {
         method,
-        path,
+        path: path.to_string(),
         status,
         reply,
     }
@@ -207,11 +219,7 @@ async fn first_poll_reads_secret_then_applies_status() {
         handle,
         vec![
             expect(Method::GET, SECRET, ok(secret())),
-            expect(
-                Method::PATCH,
-                DISKS_STATUS,
-                ok(serde_json::to_value(&cq).unwrap()),
-            ),
+            status_applied(&cq),
         ],
     );
     let action = reconcile(Arc::new(cq), ctx.clone()).await.unwrap();
@@ -289,11 +297,7 @@ async fn crossing_posts_event_before_status_and_retry_does_not_repeat_it() {
                 EVENTS_OF_DISKS,
                 ok(event_list(json!([foreign, published]))),
             ),
-            expect(
-                Method::PATCH,
-                DISKS_STATUS,
-                ok(serde_json::to_value(&cq).unwrap()),
-            ),
+            status_applied(&cq),
         ],
     );
     let cq = Arc::new(cq);
@@ -337,11 +341,7 @@ async fn events_are_published_when_they_cannot_be_listed() {
                 ),
             ),
             expect(Method::POST, EVENTS, ok(event_reply())),
-            expect(
-                Method::PATCH,
-                DISKS_STATUS,
-                ok(serde_json::to_value(&cq).unwrap()),
-            ),
+            status_applied(&cq),
         ],
     );
     reconcile(Arc::new(cq), ctx.clone()).await.unwrap();
@@ -363,23 +363,11 @@ async fn nothing_changed_means_no_write() {
         handle,
         vec![
             expect(Method::GET, SECRET, ok(secret())),
-            expect(
-                Method::PATCH,
-                DISKS_STATUS,
-                ok(serde_json::to_value(&a).unwrap()),
-            ),
+            status_applied(&a),
             // B: the Secret and the answer come from the caches.
-            expect(
-                Method::PATCH,
-                "/apis/cloudquota.io/v1alpha1/namespaces/team-a/cloudquotas/disks-b/status",
-                ok(serde_json::to_value(&b).unwrap()),
-            ),
+            status_applied(&b),
             // A refresh of A polls upstream; the only change is the refresh it records.
-            expect(
-                Method::PATCH,
-                DISKS_STATUS,
-                ok(serde_json::to_value(&a).unwrap()),
-            ),
+            status_applied(&a),
         ],
     );
     reconcile(Arc::new(a.clone()), ctx.clone()).await.unwrap();
@@ -414,11 +402,7 @@ async fn endpoint_not_allowed_sends_nothing_upstream() {
         vec![
             expect(Method::GET, EVENTS_OF_DISKS, ok(event_list(json!([])))),
             expect(Method::POST, EVENTS, ok(event_reply())),
-            expect(
-                Method::PATCH,
-                DISKS_STATUS,
-                ok(serde_json::to_value(&cq).unwrap()),
-            ),
+            status_applied(&cq),
         ],
     );
     reconcile(Arc::new(cq), ctx).await.unwrap();
