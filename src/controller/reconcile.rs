@@ -422,10 +422,10 @@ pub async fn reconcile(cq: Arc<CloudQuota>, ctx: Arc<Context>) -> Result<Action,
 
     // Events first: a lost alert is worse than a repeated one. If the status write then fails
     // (or the process dies), the next round recomputes the same transition from the old status;
-    // `already_published` keeps it from being announced twice.
+    // `without_published` keeps it from being announced twice.
     if !outcome.events.is_empty() {
         let events = std::mem::take(&mut outcome.events);
-        outcome.events = already_published(&ctx, &ns, &uid, events, prev.as_ref()).await;
+        outcome.events = without_published(&ctx, &ns, &uid, events, prev.as_ref()).await;
     }
     let reference = cq.object_ref(&());
     for ev in &outcome.events {
@@ -494,7 +494,7 @@ pub async fn reconcile(cq: Arc<CloudQuota>, ctx: Arc<Context>) -> Result<Action,
 /// The Events of this round not already stored by this or a previous process (see
 /// [`status::unpublished`]). Only runs when a round has Events, so it costs one list call per
 /// transition. If the list fails the Events are published anyway.
-async fn already_published(
+async fn without_published(
     ctx: &Context,
     ns: &str,
     uid: &str,
@@ -526,9 +526,10 @@ async fn already_published(
             })
         })
         .collect();
-    let left = status::unpublished(events.clone(), &existing, stored);
-    if left.len() < events.len() {
-        tracing::info!(namespace = %ns, uid = %uid, skipped = events.len() - left.len(), "Events already published by an earlier round; not repeated");
+    let computed = events.len();
+    let left = status::unpublished(events, &existing, stored);
+    if left.len() < computed {
+        tracing::info!(namespace = %ns, uid = %uid, skipped = computed - left.len(), "Events already published by an earlier round; not repeated");
     }
     left
 }

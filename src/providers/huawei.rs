@@ -16,7 +16,7 @@ use crate::sign::huawei::{HuaweiCredentials, HuaweiRequest, sign};
 pub fn parse_quota_resources(
     body: &[u8],
     what: &str,
-    extra: impl Fn(&serde_json::Value, &mut Quota, &dyn Fn(&str) -> String) -> Result<(), ProviderError>,
+    extra: impl Fn(&serde_json::Value, &mut Quota) -> Result<(), ProviderError>,
 ) -> Result<Vec<Quota>, ProviderError> {
     let v = parse::json(body, what)?;
     let quotas = parse::object(v.get("quotas"), "quotas")?;
@@ -25,20 +25,13 @@ pub fn parse_quota_resources(
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let f = |name: &str| format!("quotas.resources[{i}].{name}");
-            // Full field names are only built for an error (this runs on every poll).
-            let at = |e: ProviderError| match e {
-                ProviderError::InvalidResponse(m) => {
-                    ProviderError::InvalidResponse(format!("quotas.resources[{i}].{m}"))
-                }
-                e => e,
-            };
+            let at = parse::within(parse::Item("quotas.resources", i));
             let mut q = Quota::new(
                 parse::string(r.get("type"), "type").map_err(at)?,
                 parse::count(r.get("used"), "used").map_err(at)?,
                 parse::limit(r.get("quota"), "quota").map_err(at)?,
             );
-            extra(r, &mut q, &f)?;
+            extra(r, &mut q).map_err(at)?;
             Ok(q)
         })
         .collect()

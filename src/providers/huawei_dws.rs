@@ -15,8 +15,8 @@ pub static DWS: ProjectGet = ProjectGet {
 
 /// Parses a `ListQuotas` body.
 pub fn parse(body: &[u8]) -> Result<Vec<Quota>, ProviderError> {
-    parse_quota_resources(body, "DWS quotas", |r, q, f| {
-        q.unit = parse::unit(r.get("unit"), &f("unit"))?;
+    parse_quota_resources(body, "DWS quotas", |r, q| {
+        q.unit = parse::unit(r.get("unit"), "unit")?;
         Ok(())
     })
 }

@@ -34,14 +34,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<Quota>, ProviderError> {
                 "quota_set: a resource with an empty name".into(),
             ));
         }
-        // The field's full name is only built for an error: formatting three names for each of
-        // ~14 resources on every poll was a third of the parse's CPU (BENCHMARKS.md).
-        let at = |e: ProviderError| match e {
-            ProviderError::InvalidResponse(m) => {
-                ProviderError::InvalidResponse(format!("quota_set.{key}.{m}"))
-            }
-            e => e,
-        };
+        let at = parse::within(parse::Key("quota_set", &key));
         match value {
             Value::Object(m) => {
                 let mut q = Quota::new(

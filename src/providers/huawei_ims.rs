@@ -98,9 +98,9 @@ impl Ims {
 
 /// Parses a `ShowQuota` body.
 pub fn parse(body: &[u8]) -> Result<Vec<Quota>, ProviderError> {
-    parse_quota_resources(body, "IMS quota", |r, q, f| {
-        q.min = parse::opt_int(r.get("min"), &f("min"))?;
-        q.max = parse::opt_int(r.get("max"), &f("max"))?;
+    parse_quota_resources(body, "IMS quota", |r, q| {
+        q.min = parse::opt_int(r.get("min"), "min")?;
+        q.max = parse::opt_int(r.get("max"), "max")?;
         Ok(())
     })
 }

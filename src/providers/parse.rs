@@ -12,6 +12,40 @@ fn invalid(field: &str, what: &str) -> ProviderError {
     ProviderError::InvalidResponse(format!("{field}: {what}"))
 }
 
+/// Prefixes an `InvalidResponse` message with where in the body it happened (`prefix.field: ..`).
+/// A closure for `map_err`, so the full field name is only built for an error: parsers run on
+/// every poll.
+pub fn within(
+    prefix: impl std::fmt::Display + Copy,
+) -> impl Fn(ProviderError) -> ProviderError + Copy {
+    move |e| match e {
+        ProviderError::InvalidResponse(m) => {
+            ProviderError::InvalidResponse(format!("{prefix}.{m}"))
+        }
+        e => e,
+    }
+}
+
+/// `list[index]`, formatted only when displayed (see [`within`]).
+#[derive(Clone, Copy)]
+pub struct Item<'a>(pub &'a str, pub usize);
+
+impl std::fmt::Display for Item<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]", self.0, self.1)
+    }
+}
+
+/// `object.key`, formatted only when displayed (see [`within`]).
+#[derive(Clone, Copy)]
+pub struct Key<'a>(pub &'a str, pub &'a str);
+
+impl std::fmt::Display for Key<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
+    }
+}
+
 /// Parses a JSON body, naming what was expected on failure.
 pub fn json(body: &[u8], what: &str) -> Result<Value, ProviderError> {
     serde_json::from_slice(body).map_err(|e| {
@@ -130,8 +164,10 @@ pub fn unit(v: Option<&Value>, field: &str) -> Result<Option<String>, ProviderEr
 /// A non-empty string.
 pub fn string(v: Option<&Value>, field: &str) -> Result<String, ProviderError> {
     match v {
-        Some(Value::String(s)) if !clip(s).is_empty() => Ok(clip(s)),
-        Some(Value::String(_)) => Err(invalid(field, "empty")),
+        Some(Value::String(s)) => match clip(s) {
+            c if c.is_empty() => Err(invalid(field, "empty")),
+            c => Ok(c),
+        },
         None | Some(Value::Null) => Err(invalid(field, "missing")),
         Some(other) => Err(invalid(
             field,

@@ -91,13 +91,7 @@ pub fn parse(body: &[u8], zones: &[String]) -> Result<Vec<Quota>, ProviderError>
     let items = parse::array(Some(list), field)?;
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        // Full field names are only built for an error (this runs on every poll).
-        let at = |e: ProviderError| match e {
-            ProviderError::InvalidResponse(m) => {
-                ProviderError::InvalidResponse(format!("{field}[{i}].{m}"))
-            }
-            e => e,
-        };
+        let at = parse::within(parse::Item(field, i));
         // Tolerate the other shape's key inside either list.
         let zone_value = item.get(zone_key).or_else(|| {
             item.get(if zone_key == "zoneId" {

@@ -77,10 +77,7 @@ impl CounterStore {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let mut m = self.per_key.lock().unwrap_or_else(|e| e.into_inner());
-        let c = match m.get_mut(&(service, key.to_string())) {
-            Some(c) => c,
-            None => m.entry((service, key.to_string())).or_default(),
-        };
+        let c = m.entry((service, key.to_string())).or_default();
         c.count += 1;
         if c.recent.len() == RECENT {
             c.recent.pop_front();
