@@ -35,9 +35,11 @@ use cloudquota::crd::{CloudQuota, Provider, Service};
 use cloudquota::providers::http::{HttpClient, HttpConfig};
 use cloudquota::providers::{Credentials, Providers, Target};
 use cloudquota::sign::Secret as SecretValue;
+use cloudquota::sim::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
 
-const DEMO_AK: &str = "CQSIMDEMOACCESSKEY01";
-const DEMO_SK: &str = "cq-sim-demo-secret-key-0001";
+/// The User-Agent of the bench's own Kubernetes requests.
+const BENCH_USER_AGENT: &str = "cloudquota-bench";
+
 const KEY_LABEL: &str = "bench.cloudquota.io/key";
 const FIELD_MANAGER: &str = "cloudquota-bench";
 const SECRET_NAME: &str = "bench-creds";
@@ -142,9 +144,9 @@ struct FetchArgs {
     warmup: u32,
     #[arg(long)]
     project_id: Option<String>,
-    #[arg(long, default_value = DEMO_AK)]
+    #[arg(long, default_value = DEMO_ACCESS_KEY)]
     ak: String,
-    #[arg(long, default_value = DEMO_SK)]
+    #[arg(long, default_value = DEMO_SECRET_KEY)]
     sk: String,
     /// Tokio runtime: `current` (one thread), `multi-task` (a task on a multi-thread runtime:
     /// how the operator fetches, kube-runtime spawns each reconcile) or `multi` (`block_on`
@@ -615,7 +617,7 @@ fn audit_counts(
         let Ok(at) = ev.stage_timestamp.parse::<jiff::Timestamp>() else {
             continue;
         };
-        if ev.verb == "watch" || ev.user_agent.starts_with("cloudquota-bench") {
+        if ev.verb == "watch" || ev.user_agent.starts_with(BENCH_USER_AGENT) {
             continue;
         }
         let (resource, sub) = match &ev.object_ref {
@@ -783,8 +785,8 @@ impl Drop for Operator {
 
 fn check_loopback(url: &str) -> Result<(), String> {
     let u = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
-    match u.host_str() {
-        Some("127.0.0.1") | Some("localhost") | Some("[::1]") => Ok(()),
+    match u.host() {
+        Some(h) if cloudquota::core::allowlist::is_loopback_host(&h) => Ok(()),
         _ => Err(format!("{url}: only loopback endpoints are allowed")),
     }
 }
@@ -860,7 +862,7 @@ async fn install(client: &kube::Client, a: &ScaleArgs, keys: &[Key]) -> Result<f
                 &pp,
                 &Patch::Apply(json!({"apiVersion": "v1", "kind": "Secret",
                     "metadata": {"name": SECRET_NAME, "namespace": ns},
-                    "stringData": {"accessKeyId": DEMO_AK, "secretAccessKey": DEMO_SK}})),
+                    "stringData": {"accessKeyId": DEMO_ACCESS_KEY, "secretAccessKey": DEMO_SECRET_KEY}})),
             )
             .await
             .map_err(|e| format!("secret {ns}: {e}"))?;
@@ -1013,9 +1015,16 @@ async fn scale(a: ScaleArgs) -> Result<bool, String> {
     }
     let window = a.window.unwrap_or(a.interval);
     let keys = keys(a.keys);
-    let client = kube::Client::try_default()
+    // Its own User-Agent, so the audit-log counts can leave the bench's requests out (kube's
+    // client sends none, like the operator's).
+    let mut config = kube::Config::infer()
         .await
         .map_err(|e| format!("Kubernetes client: {e}"))?;
+    config.headers.push((
+        reqwest::header::USER_AGENT,
+        reqwest::header::HeaderValue::from_static(BENCH_USER_AGENT),
+    ));
+    let client = kube::Client::try_from(config).map_err(|e| format!("Kubernetes client: {e}"))?;
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(60))
@@ -1609,21 +1618,28 @@ async fn breakdown(
         return Ok((sign, per(process_cpu() - t)));
     }
     let p = target.project_id.clone().unwrap_or_default();
-    let (path, query, header): (String, Vec<(&str, &str)>, Option<&str>) = match target.service {
-        Service::Evs => (
-            format!("/v2/{p}/os-quota-sets/{p}"),
-            vec![("usage", "True")],
-            None,
+    // DWS and EVS: what their providers send; IMS: the SDK's path with the X-Project-Id header.
+    let (path, query, header, parse) = match target.service {
+        Service::Evs | Service::Dws => {
+            let api = match target.service {
+                Service::Evs => &huawei_evs::EVS,
+                _ => &huawei_dws::DWS,
+            };
+            ((api.path)(&huawei::segment(&p)), api.query, None, api.parse)
+        }
+        _ => (
+            "/v1/cloudimages/quota".to_string(),
+            &[][..],
+            Some(p.as_str()),
+            huawei_ims::parse as fn(&[u8]) -> _,
         ),
-        Service::Dws => (format!("/v1.0/{p}/quotas"), vec![], None),
-        _ => ("/v1/cloudimages/quota".into(), vec![], Some(p.as_str())),
     };
     let keys = hs::HuaweiCredentials::new(a.ak.clone(), SecretValue::new(a.sk.clone()));
     let req = hs::HuaweiRequest {
         method: "GET",
         host: &host,
         path: &path,
-        query: &query,
+        query,
         headers: &[("Content-Type", "application/json")],
         body: b"",
         project_id: header,
@@ -1635,19 +1651,9 @@ async fn breakdown(
         );
     }
     let sign = per(process_cpu() - t);
-    let (_, body) = huawei::get(http, target, creds, &path, &query, header)
+    let (_, body) = huawei::get(http, target, creds, &path, query, header)
         .await
         .map_err(|e| e.to_string())?;
-    let parse: fn(
-        &[u8],
-    ) -> Result<
-        Vec<cloudquota::core::model::Quota>,
-        cloudquota::providers::ProviderError,
-    > = match target.service {
-        Service::Evs => huawei_evs::parse,
-        Service::Dws => huawei_dws::parse,
-        _ => huawei_ims::parse,
-    };
     let t = process_cpu();
     for _ in 0..n {
         std::hint::black_box(parse(&body).map_err(|e| e.to_string())?);
