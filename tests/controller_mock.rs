@@ -322,6 +322,61 @@ async fn crossing_posts_event_before_status_and_retry_does_not_repeat_it() {
     sim.shutdown().await;
 }
 
+/// With a stored status (written at `lastAttemptTime`), a matching Event counts as already
+/// published only when it is newer than that write: an older one is an earlier crossing that
+/// the status recorded (and a later recovery cleared), so this crossing is announced.
+#[tokio::test]
+async fn only_events_newer_than_the_stored_status_count_as_published() {
+    let sim = sim::start(SimConfig::default()).await.unwrap();
+    for (event_time, republished) in [
+        ("2026-01-01T00:00:30.000000Z", false),
+        ("2025-12-31T23:59:00.000000Z", true),
+    ] {
+        let (handle, ctx) = mock_api();
+        let mut cq = cloudquota(&sim.base_url(), 50);
+        // Stored: snapshots Ok at 1/10, written 2026-01-01T00:00:00Z.
+        cq.status = Some(
+            serde_json::from_value(json!({
+                "observedGeneration": 1,
+                "lastSyncTime": "2026-01-01T00:00:00Z",
+                "lastAttemptTime": "2026-01-01T00:00:00Z",
+                "resources": [{"name": "snapshots", "used": 1, "limit": 10, "unlimited": false, "level": "Ok"}]
+            }))
+            .unwrap(),
+        );
+        let existing = json!({
+            "apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": "disks.0", "namespace": "team-a"},
+            "eventTime": event_time,
+            "reason": "ThresholdExceeded", "action": "Evaluate/snapshots/Warning",
+            "reportingController": "cloudquota", "reportingInstance": "old-leader",
+            "regarding": {"kind": "CloudQuota", "namespace": "team-a", "name": "disks", "uid": "uid-1"},
+            "type": "Warning"
+        });
+        let mut script = vec![
+            expect(Method::GET, SECRET, ok(secret())),
+            expect(
+                Method::GET,
+                EVENTS_OF_DISKS,
+                ok(event_list(json!([existing]))),
+            ),
+        ];
+        if republished {
+            script.push(expect(Method::POST, EVENTS, ok(event_reply())));
+        }
+        script.push(status_applied(&cq));
+        let v = verifier(handle, script);
+        reconcile(Arc::new(cq), ctx).await.unwrap();
+        let bodies = v.await.unwrap();
+        let status = &bodies.last().unwrap()["status"];
+        assert_eq!(status["level"], "Warning", "{event_time}");
+        if republished {
+            assert_eq!(bodies[2]["action"], "Evaluate/snapshots/Warning");
+        }
+    }
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn events_are_published_when_they_cannot_be_listed() {
     let sim = sim::start(SimConfig::default()).await.unwrap();

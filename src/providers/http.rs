@@ -355,6 +355,32 @@ pub fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Prov
 mod tests {
     use super::*;
 
+    async fn resolves(name: &str, allow_loopback: bool) -> Result<Vec<SocketAddr>, String> {
+        let r = GuardedResolver { allow_loopback };
+        match r.resolve(name.parse().unwrap()).await {
+            Ok(addrs) => Ok(addrs.collect()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[tokio::test]
+    async fn resolver_drops_forbidden_and_loopback_addresses() {
+        // IP literals resolve to themselves without DNS: the guard is what refuses them.
+        for name in [
+            "169.254.169.254",
+            "::ffff:169.254.169.254",
+            "100.100.100.200",
+        ] {
+            let e = resolves(name, true).await.unwrap_err();
+            assert!(e.contains("resolves to no allowed address"), "{name}: {e}");
+        }
+        assert!(resolves("127.0.0.1", false).await.is_err());
+        assert_eq!(
+            resolves("127.0.0.1", true).await.unwrap(),
+            ["127.0.0.1:0".parse::<SocketAddr>().unwrap()]
+        );
+    }
+
     #[test]
     fn retry_after_formats() {
         assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
