@@ -108,7 +108,8 @@ for f in "$ROOT"/tests/fixtures/*.json; do
     esac
     cp "$f" "$(seed_dir error_body)/$(basename "$f")"
 done
-# Error bodies in each vendor shape (two leading bytes: the HTTP status, little endian).
+# Error bodies in each vendor shape (two leading bytes: the HTTP status, little endian), two
+# of them echoing the secret error_body checks is scrubbed.
 i=0
 for body in \
     '{"error_code":"APIGW.0301","error_msg":"Incorrect IAM authentication information","request_id":"x"}' \
@@ -117,6 +118,8 @@ for body in \
     '{"itemNotFound":{"message":"gone","code":"404"}}' \
     '{"requestId":"r","code":"REQUEST_LIMIT_EXCEEDED","message":"slow down"}' \
     '{"code":"INVALID_SIGNATURE","message":"no"}' \
+    '{"error_code":"APIGW.0301","error_msg":"signature with Zq9SecretValue0xFUZZ invalid"}' \
+    '{"code":"INVALID_SIGNATURE","message":"bad key Zq9SecretValue0xFUZZ"}' \
     '<html>oops</html>'; do
     printf '\x91\x01%s' "$body" >"$(seed_dir error_body)/shape-$i"
     i=$((i + 1))
