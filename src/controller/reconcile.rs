@@ -557,23 +557,35 @@ fn publish_metrics(ctx: &Context, cq: &CloudQuota, state: &mut ObjectState, s: &
             .get_or_create(&object)
             .set(t.0.as_millisecond() as f64 / 1000.0);
     }
-    let base = ResourceLabels {
-        namespace: state.namespace.as_str().into(),
-        name: state.name.as_str().into(),
-        provider: cq.spec.provider.to_string().into(),
-        service: cq.spec.service.to_string().into(),
-        region: cq.spec.region.as_deref().unwrap_or("").into(),
-        resource: "".into(),
-        zone: "".into(),
-    };
-    // A relabel (e.g. region edited) leaves no stale series: the old set is replaced whole.
-    if state.metric_series.first().is_some_and(|l| {
-        l.provider != base.provider || l.service != base.service || l.region != base.region
-    }) {
-        for l in std::mem::take(&mut state.metric_series) {
-            ctx.metrics.remove_resource(&l);
+    let region = cq.spec.region.as_deref().unwrap_or("");
+    let base = match state.metric_series.first() {
+        // The usual case: labels unchanged, so the previous series' values are shared (no
+        // allocation per poll).
+        Some(l)
+            if *l.provider == *cq.spec.provider.as_str()
+                && *l.service == *cq.spec.service.as_str()
+                && *l.region == *region =>
+        {
+            l.clone()
         }
-    }
+        previous => {
+            // A relabel (e.g. region edited) leaves no stale series: the old set is replaced.
+            if previous.is_some() {
+                for l in std::mem::take(&mut state.metric_series) {
+                    ctx.metrics.remove_resource(&l);
+                }
+            }
+            ResourceLabels {
+                namespace: state.namespace.as_str().into(),
+                name: state.name.as_str().into(),
+                provider: cq.spec.provider.as_str().into(),
+                service: cq.spec.service.as_str().into(),
+                region: region.into(),
+                resource: "".into(),
+                zone: "".into(),
+            }
+        }
+    };
     state.metric_series = ctx
         .metrics
         .set_resources(&base, &s.resources, &state.metric_series);
