@@ -11,7 +11,9 @@
 #   hack/build-tools.sh --check        exit 0 iff every tool is built
 #   hack/build-tools.sh --versions     print the pinned versions
 #
-# TOOL is one of: kube-apiserver kubectl etcd helm promql-check.
+# TOOL is one of: kube-apiserver kubectl etcd helm, or a small tool module: a directory
+# hack/tools/<dir> with go.mod, go.sum and main.go, registered in MODULE_TOOLS below
+# (promql-check, ...). A module tool is rebuilt when any of its files changes.
 #
 # Layout (TOOLS_DIR = $CLOUDQUOTA_TOOLS_DIR, see below):
 #   $TOOLS_DIR/kube-apiserver-<k8s version>/kube-apiserver
@@ -38,7 +40,6 @@ set -euo pipefail
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 KUBE_MOD_DIR="${HACK_DIR}/tools/kube"
 ETCD_MOD_DIR="${HACK_DIR}/tools/etcd"
-PROMQL_MOD_DIR="${HACK_DIR}/tools/promql"
 
 # helm has no replace directives, so `go install pkg@version` works and its
 # module checksums are verified against the Go checksum database.
@@ -71,21 +72,33 @@ mod_version() { # go.mod module-path
 
 KUBE_VERSION="$(mod_version "${KUBE_MOD_DIR}/go.mod" k8s.io/kubernetes)"
 ETCD_VERSION="$(mod_version "${ETCD_MOD_DIR}/go.mod" go.etcd.io/etcd/server/v3)"
-PROMETHEUS_VERSION="$(mod_version "${PROMQL_MOD_DIR}/go.mod" github.com/prometheus/prometheus)"
+PROMETHEUS_VERSION="$(mod_version "${HACK_DIR}/tools/promql/go.mod" github.com/prometheus/prometheus)"
 BIN_DIR="${TOOLS_DIR}/bin-k8s-${KUBE_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}"
 
 KUBE_MAJOR="${KUBE_VERSION#v}"; KUBE_MAJOR="${KUBE_MAJOR%%.*}"
 KUBE_MINOR="${KUBE_VERSION#v*.}"; KUBE_MINOR="${KUBE_MINOR%%.*}"
 
-ALL_TOOLS=(kube-apiserver kubectl etcd helm promql-check)
+# Small Go tool modules: binary name -> directory under hack/tools. Each builds with
+# `go build .` in its directory; its cache key is a hash of go.mod, go.sum and *.go, and it
+# must answer `--version` (exit 0). Add one line here to add a tool.
+declare -A MODULE_TOOLS=(
+  [promql-check]=promql
+)
+
+module_dir() { printf '%s/%s\n' "${HACK_DIR}/tools" "${MODULE_TOOLS[$1]}"; }
+module_hash() { # files of a tool module, hashed: the module's version
+  (cd "$(module_dir "$1")" && cat go.mod go.sum ./*.go) | sha256sum | cut -c1-12
+}
+
+ALL_TOOLS=(kube-apiserver kubectl etcd helm "${!MODULE_TOOLS[@]}")
 
 tool_version() {
   case "$1" in
     kube-apiserver|kubectl) printf '%s\n' "${KUBE_VERSION}" ;;
     etcd) printf '%s\n' "${ETCD_VERSION}" ;;
     helm) printf '%s\n' "${HELM_VERSION}" ;;
-    promql-check) printf '%s\n' "${PROMETHEUS_VERSION}" ;;
-    *) die "unknown tool: $1 (want one of: ${ALL_TOOLS[*]})" ;;
+    *) [[ -n "${MODULE_TOOLS[$1]:-}" ]] && { module_hash "$1"; return; }
+       die "unknown tool: $1 (want one of: ${ALL_TOOLS[*]})" ;;
   esac
 }
 
@@ -105,11 +118,6 @@ tool_ldflags() {
       done
       printf '%s\n' "${flags}"
       ;;
-    etcd|promql-check)
-      # etcd: go.etcd.io/etcd/api/v3/version.Version is a constant in the module;
-      # promql-check reads its Prometheus version from the build info.
-      printf '%s\n' "-s -w"
-      ;;
     helm)
       local flags="-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}"
       flags+=" -X helm.sh/helm/v3/internal/version.metadata="
@@ -123,6 +131,11 @@ tool_ldflags() {
       flags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1"
       flags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=${cg_minor}"
       printf '%s\n' "${flags}"
+      ;;
+    *)
+      # etcd: go.etcd.io/etcd/api/v3/version.Version is a constant in the module; the
+      # module tools read their library versions from the build info.
+      printf '%s\n' "-s -w"
       ;;
   esac
 }
@@ -143,7 +156,7 @@ tool_stamp() {
     case "$1" in
       kube-apiserver|kubectl) cat "${KUBE_MOD_DIR}/go.mod" "${KUBE_MOD_DIR}/go.sum" ;;
       etcd) cat "${ETCD_MOD_DIR}/go.mod" "${ETCD_MOD_DIR}/go.sum" "${ETCD_MOD_DIR}/main.go" ;;
-      promql-check) cat "${PROMQL_MOD_DIR}/go.mod" "${PROMQL_MOD_DIR}/go.sum" "${PROMQL_MOD_DIR}/main.go" ;;
+      *) [[ -z "${MODULE_TOOLS[$1]:-}" ]] || module_hash "$1" ;;
     esac
   } | sha256sum | awk '{ print $1 }'
 }
@@ -159,7 +172,7 @@ tool_runs() {
     kubectl) out="$("${bin}" version --client 2>&1)" || return 1 ;;
     etcd) out="$("${bin}" --version 2>&1)" || return 1; want="${want#v}" ;;
     helm) out="$("${bin}" version --short 2>&1)" || return 1 ;;
-    promql-check) out="$("${bin}" --version 2>&1)" || return 1 ;;
+    *) "${bin}" --version >/dev/null 2>&1 || return 1; return 0 ;;
   esac
   [[ "${out}" == *"${want}"* ]]
 }
@@ -193,13 +206,13 @@ build_tool() {
       (cd "${ETCD_MOD_DIR}" && "${GO_CMD}" build -mod=readonly -trimpath -ldflags "${ldflags}" \
         -o "${tmp}/etcd" .)
       ;;
-    promql-check)
-      (cd "${PROMQL_MOD_DIR}" && "${GO_CMD}" build -mod=readonly -trimpath -ldflags "${ldflags}" \
-        -o "${tmp}/promql-check" .)
-      ;;
     helm)
       (cd "${tmp}" && GOBIN="${tmp}" "${GO_CMD}" install -trimpath -ldflags "${ldflags}" \
         "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}")
+      ;;
+    *)
+      (cd "$(module_dir "${tool}")" && "${GO_CMD}" build -mod=readonly -trimpath -ldflags "${ldflags}" \
+        -o "${tmp}/${tool}" .)
       ;;
   esac
   mv -f "${tmp}/${tool}" "${bin}"
