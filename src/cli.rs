@@ -9,11 +9,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use kube::CustomResourceExt;
 
 use crate::controller::{self, LeaderElection, RunConfig, Settings};
-use crate::core::allowlist::{Allowlist, DEFAULT_ALLOWED_HOSTS};
-use crate::core::check::{self, Need, Verdict};
-use crate::core::duration;
-use crate::core::status::resource_label;
-use crate::core::thresholds::Policy;
+use crate::domain::allowlist::{Allowlist, DEFAULT_ALLOWED_HOSTS};
+use crate::domain::check::{self, Need, Verdict};
+use crate::domain::duration;
+use crate::domain::status::resource_label;
+use crate::domain::thresholds::Policy;
 use crate::crd::{CloudQuota, Provider, ResourceStatus, Service, Thresholds};
 use crate::providers::http::{HttpClient, HttpConfig};
 use crate::providers::{self, Credentials, Providers, Target};
@@ -381,7 +381,7 @@ pub async fn fetch(args: FetchArgs) -> Result<String, String> {
         .await
         .map_err(|e| format!("{}: {e}", e.reason()))?;
     let policy = Policy::new(&Thresholds::default()).map_err(|e| e.to_string())?;
-    let resources = crate::core::status::resources(&sample, &policy, &[]);
+    let resources = crate::domain::status::resources(&sample, &policy, &[]);
     Ok(match args.output {
         Output::Json => {
             let v = serde_json::json!({

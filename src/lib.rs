@@ -6,7 +6,7 @@
 
 pub mod cli;
 pub mod controller;
-pub mod core;
+pub mod domain;
 pub mod crd;
 pub mod providers;
 pub mod sign;

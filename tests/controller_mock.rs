@@ -9,7 +9,7 @@ use cloudquota::controller::cache::FetchCache;
 use cloudquota::controller::context::{Context, Settings};
 use cloudquota::controller::metrics::Metrics;
 use cloudquota::controller::reconcile::reconcile;
-use cloudquota::core::allowlist::{Allowlist, DEFAULT_ALLOWED_HOSTS};
+use cloudquota::domain::allowlist::{Allowlist, DEFAULT_ALLOWED_HOSTS};
 use cloudquota::crd::{CloudQuota, CloudQuotaSpec, Provider, SecretRef, Service, Thresholds};
 use cloudquota::providers::Providers;
 use cloudquota::providers::http::{HttpClient, HttpConfig, RetryPolicy};

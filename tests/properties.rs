@@ -11,13 +11,13 @@ use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-use cloudquota::core::check::{self, Need, Verdict};
-use cloudquota::core::duration;
-use cloudquota::core::model::{Limit, Quota, Sample};
-use cloudquota::core::status::{
+use cloudquota::domain::check::{self, Need, Verdict};
+use cloudquota::domain::duration;
+use cloudquota::domain::model::{Limit, Quota, Sample};
+use cloudquota::domain::status::{
     self, EventSpec, Failure, PollOutcome, READY, THRESHOLD_EXCEEDED, needs_write, next, reasons,
 };
-use cloudquota::core::thresholds::{self, HYSTERESIS_POINTS, Pair, Policy};
+use cloudquota::domain::thresholds::{self, HYSTERESIS_POINTS, Pair, Policy};
 use cloudquota::crd::{CloudQuotaStatus, Level, ThresholdOverride, Thresholds};
 use cloudquota::providers::{huawei_dws, huawei_evs, huawei_ims, parse, zenlayer_vm};
 

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::sync::LazyLock;
 
-use cloudquota::core::allowlist::{
+use cloudquota::domain::allowlist::{
     Allowlist, DEFAULT_ALLOWED_HOSTS, NotAllowed, forbidden_ip, is_loopback_host,
 };
 use libfuzzer_sys::fuzz_target;

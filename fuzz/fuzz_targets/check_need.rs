@@ -4,10 +4,10 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use cloudquota::core::check::{self, Need, Verdict};
-use cloudquota::core::model::{Limit, Quota, Sample};
-use cloudquota::core::status::{PollOutcome, next};
-use cloudquota::core::thresholds::Policy;
+use cloudquota::domain::check::{self, Need, Verdict};
+use cloudquota::domain::model::{Limit, Quota, Sample};
+use cloudquota::domain::status::{PollOutcome, next};
+use cloudquota::domain::thresholds::Policy;
 use cloudquota::crd::{CloudQuotaStatus, Thresholds};
 use libfuzzer_sys::fuzz_target;
 

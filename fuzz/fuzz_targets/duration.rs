@@ -1,9 +1,9 @@
-//! `core::duration::parse`: never panics; accepted durations format and parse back.
+//! `domain::duration::parse`: never panics; accepted durations format and parse back.
 #![no_main]
 
 use std::time::Duration;
 
-use cloudquota::core::duration;
+use cloudquota::domain::duration;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|s: &str| {

@@ -4,8 +4,8 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use cloudquota::core::model::{Limit, Quota};
-use cloudquota::core::thresholds::{self, HYSTERESIS_POINTS, Pair, Policy};
+use cloudquota::domain::model::{Limit, Quota};
+use cloudquota::domain::thresholds::{self, HYSTERESIS_POINTS, Pair, Policy};
 use cloudquota::crd::{Level, ThresholdOverride, Thresholds};
 use libfuzzer_sys::fuzz_target;
 

@@ -1,7 +1,7 @@
 //! Helpers shared by the fuzz targets: invariants every provider parser must keep, and the
 //! signing-vector input shapes (so `tests/vectors/*.json` entries seed the signer targets).
 
-use cloudquota::core::model::{Limit, Quota};
+use cloudquota::domain::model::{Limit, Quota};
 use serde::Deserialize;
 
 /// Longest upstream text `providers::errors::clip` keeps (300 characters plus `…`).
@@ -47,15 +47,15 @@ pub fn assert_quotas(quotas: &[Quota], clipped_names: bool) {
             assert_clipped("unit", u);
         }
         // Whatever the parser returned must go through the status code without panicking.
-        let _ = cloudquota::core::thresholds::usage_percent(q.used, q.limit.value().unwrap_or(0));
+        let _ = cloudquota::domain::thresholds::usage_percent(q.used, q.limit.value().unwrap_or(0));
     }
 }
 
 /// A quota status built from parsed quotas must not panic either (sorting, dedup, levels).
 pub fn assert_status_builds(quotas: Vec<Quota>) {
-    use cloudquota::core::model::Sample;
-    use cloudquota::core::status::{PollOutcome, next};
-    use cloudquota::core::thresholds::Policy;
+    use cloudquota::domain::model::Sample;
+    use cloudquota::domain::status::{PollOutcome, next};
+    use cloudquota::domain::thresholds::Policy;
     use cloudquota::crd::Thresholds;
     let policy = Policy::new(&Thresholds::default()).expect("default thresholds are valid");
     let sample = Sample {

@@ -68,7 +68,7 @@ enum Cmd {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    cloudquota::core::duration::parse(s).map_err(|e| e.to_string())
+    cloudquota::domain::duration::parse(s).map_err(|e| e.to_string())
 }
 
 #[derive(Args, Debug)]
@@ -786,7 +786,7 @@ impl Drop for Operator {
 fn check_loopback(url: &str) -> Result<(), String> {
     let u = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
     match u.host() {
-        Some(h) if cloudquota::core::allowlist::is_loopback_host(&h) => Ok(()),
+        Some(h) if cloudquota::domain::allowlist::is_loopback_host(&h) => Ok(()),
         _ => Err(format!("{url}: only loopback endpoints are allowed")),
     }
 }

@@ -11,7 +11,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use sha2::{Digest, Sha256};
 
-use crate::core::model::Sample;
+use crate::domain::model::Sample;
 use crate::crd::{Provider, Service};
 use crate::providers::{Credentials, ProviderError, Target};
 

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::cache::{FetchCache, FetchKey};
 use super::metrics::{Metrics, ResourceLabels};
-use crate::core::allowlist::Allowlist;
+use crate::domain::allowlist::Allowlist;
 use crate::crd::{CloudQuota, CloudQuotaStatus};
 use crate::providers::http::HttpClient;
 use crate::providers::{Credentials, Providers};

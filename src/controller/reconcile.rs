@@ -22,10 +22,10 @@ use super::cache::FetchKey;
 use super::context::{Context, ObjectState};
 use super::credentials::{self, CredentialsError};
 use super::metrics::{ObjectLabels, PollLabels, ReasonLabels, ResourceLabels};
-use crate::core::allowlist::NotAllowed;
-use crate::core::duration;
-use crate::core::status::{self, EventType, Failure, PollOutcome};
-use crate::core::thresholds::{Policy, PolicyError};
+use crate::domain::allowlist::NotAllowed;
+use crate::domain::duration;
+use crate::domain::status::{self, EventType, Failure, PollOutcome};
+use crate::domain::thresholds::{Policy, PolicyError};
 use crate::crd::{CloudQuota, CloudQuotaStatus};
 use crate::providers::{self, Credentials, ProviderError, Target};
 
@@ -81,7 +81,7 @@ impl PollError {
 /// Step 1, pure: spec -> interval, thresholds and target.
 pub fn validate(
     cq: &CloudQuota,
-    ctx_allow: &crate::core::allowlist::Allowlist,
+    ctx_allow: &crate::domain::allowlist::Allowlist,
 ) -> Result<(Duration, Policy, Target), PollError> {
     let spec = &cq.spec;
     let interval = duration::parse(&spec.interval)
@@ -145,7 +145,7 @@ enum SecretRead {
 enum Round {
     /// Evaluate this (fresh or cached) fetch result.
     Evaluate {
-        result: Result<Arc<crate::core::model::Sample>, PollError>,
+        result: Result<Arc<crate::domain::model::Sample>, PollError>,
         received: Option<Instant>,
         started_upstream: bool,
     },
@@ -605,7 +605,7 @@ pub fn alive(store: &kube::runtime::reflector::Store<CloudQuota>) -> HashSet<Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::allowlist::{Allowlist, DEFAULT_ALLOWED_HOSTS};
+    use crate::domain::allowlist::{Allowlist, DEFAULT_ALLOWED_HOSTS};
     use crate::crd::{CloudQuotaSpec, Provider, SecretRef, Service, Thresholds};
 
     fn cq(provider: Provider, service: Service) -> CloudQuota {

@@ -54,7 +54,7 @@ fn code_suffix(code: &Option<String>) -> String {
 }
 
 fn retry_suffix(d: &Option<Duration>) -> String {
-    d.map(|d| format!(" (retry after {})", crate::core::duration::format(d)))
+    d.map(|d| format!(" (retry after {})", crate::domain::duration::format(d)))
         .unwrap_or_default()
 }
 

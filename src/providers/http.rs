@@ -16,7 +16,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::Url;
 
 use super::ProviderError;
-use crate::core::allowlist::forbidden_ip;
+use crate::domain::allowlist::forbidden_ip;
 
 /// Default cap on a response body.
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;

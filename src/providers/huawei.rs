@@ -8,7 +8,7 @@ use url::Url;
 
 use super::http::{self, HttpClient, UpstreamLabels};
 use super::{Credentials, ProviderError, QuotaProvider, Target, parse};
-use crate::core::model::{Quota, Sample};
+use crate::domain::model::{Quota, Sample};
 use crate::sign::huawei::{HuaweiCredentials, HuaweiRequest, sign};
 
 /// Parses the `{"quotas":{"resources":[{type, used, quota, ...}]}}` shape IMS and DWS share;

@@ -5,7 +5,7 @@
 
 use super::huawei::{ProjectGet, parse_quota_resources};
 use super::{ProviderError, parse};
-use crate::core::model::Quota;
+use crate::domain::model::Quota;
 
 pub static DWS: ProjectGet = ProjectGet {
     path: |project| format!("/v1.0/{project}/quotas"),
@@ -24,7 +24,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<Quota>, ProviderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::model::Limit;
+    use crate::domain::model::Limit;
 
     #[test]
     fn seed_002_example() {

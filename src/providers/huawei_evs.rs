@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::errors::clip;
 use super::huawei::ProjectGet;
 use super::{ProviderError, parse};
-use crate::core::model::Quota;
+use crate::domain::model::Quota;
 
 pub static EVS: ProjectGet = ProjectGet {
     path: |project| format!("/v2/{project}/os-quota-sets/{project}"),
@@ -63,7 +63,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<Quota>, ProviderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::model::Limit;
+    use crate::domain::model::Limit;
 
     #[test]
     fn seed_003_example() {

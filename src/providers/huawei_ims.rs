@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 
 use super::huawei::{get, parse_quota_resources, project_id, segment};
 use super::{Credentials, ProviderError, QuotaProvider, Target, http::HttpClient, parse};
-use crate::core::model::{Quota, Sample};
+use crate::domain::model::{Quota, Sample};
 
 /// Which documented path an endpoint answers on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +134,7 @@ impl QuotaProvider for Ims {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::model::Limit;
+    use crate::domain::model::Limit;
 
     #[test]
     fn seed_000_and_001_examples() {

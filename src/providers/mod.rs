@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use url::Url;
 
-use crate::core::model::Sample;
+use crate::domain::model::Sample;
 use crate::crd::{Provider, Service};
 use crate::sign::Secret;
 

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::ProviderError;
 use super::errors::clip;
-use crate::core::model::Limit;
+use crate::domain::model::Limit;
 
 fn invalid(field: &str, what: &str) -> ProviderError {
     ProviderError::InvalidResponse(format!("{field}: {what}"))

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::http::{self, HttpClient, UpstreamLabels};
 use super::huawei::host_port;
 use super::{Credentials, ProviderError, QuotaProvider, Target, parse};
-use crate::core::model::{Quota, Sample};
+use crate::domain::model::{Quota, Sample};
 use crate::sign::zenlayer::{self, ZenlayerCredentials, ZenlayerRequest};
 
 pub const ACTION: &str = "DescribeImageQuota";
@@ -192,7 +192,7 @@ impl QuotaProvider for ZenlayerVm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::model::Limit;
+    use crate::domain::model::Limit;
 
     #[test]
     fn seed_004_doc_shape() {

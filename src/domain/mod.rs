@@ -1,4 +1,4 @@
-//! The pure core: no IO, no clocks, no randomness. Everything here is a function of its inputs
+//! The pure core (the domain): no IO, no clocks, no randomness. Everything here is a function of its inputs
 //! and is unit-tested directly.
 
 pub mod allowlist;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
-use crate::core::status::{READY, resource_label};
+use crate::domain::status::{READY, resource_label};
 use crate::crd::CloudQuotaStatus;
 
 /// Below this share of the limit left after the need, the verdict is `AvailableButLow`.
@@ -102,8 +102,8 @@ fn untrusted(
         if age.is_positive() && age.unsigned_abs() > max_age {
             return Some(format!(
                 "the status is {} old, more than --max-age {}",
-                crate::core::duration::format(age.unsigned_abs()),
-                crate::core::duration::format(max_age)
+                crate::domain::duration::format(age.unsigned_abs()),
+                crate::domain::duration::format(max_age)
             ));
         }
     }
@@ -212,9 +212,9 @@ pub fn exit_code(results: &[NeedResult]) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::model::{Limit, Quota, Sample};
-    use crate::core::status::{Failure, PollOutcome, next};
-    use crate::core::thresholds::Policy;
+    use crate::domain::model::{Limit, Quota, Sample};
+    use crate::domain::status::{Failure, PollOutcome, next};
+    use crate::domain::thresholds::Policy;
     use crate::crd::Thresholds;
 
     fn now() -> Timestamp {

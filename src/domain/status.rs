@@ -8,8 +8,8 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::core::model::{Limit, Quota, Sample};
-use crate::core::thresholds::{self, Policy};
+use crate::domain::model::{Limit, Quota, Sample};
+use crate::domain::thresholds::{self, Policy};
 use crate::crd::{CloudQuotaStatus, Level, ResourceStatus};
 
 pub const READY: &str = "Ready";

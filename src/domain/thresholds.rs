@@ -2,7 +2,7 @@
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use crate::core::model::{Limit, Quota};
+use crate::domain::model::{Limit, Quota};
 use crate::crd::{Level, Thresholds};
 
 /// Points below a threshold usage must drop before its level is left, so usage that hovers
