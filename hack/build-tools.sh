@@ -83,6 +83,7 @@ KUBE_MINOR="${KUBE_VERSION#v*.}"; KUBE_MINOR="${KUBE_MINOR%%.*}"
 # must answer `--version` (exit 0). Add one line here to add a tool.
 declare -A MODULE_TOOLS=(
   [promql-check]=promql
+  [gitops-health]=gitops-health
 )
 
 module_dir() { printf '%s/%s\n' "${HACK_DIR}/tools" "${MODULE_TOOLS[$1]}"; }
