@@ -19,6 +19,8 @@ HELM="$(hack/build-tools.sh --print-bin-dir)/helm"
 export HELM
 step "cargo test (unit, integration, chart, e2e on a real control plane)"
 cargo test --all-targets --locked
+step "GitOps health definitions: Argo CD Lua, kstatus, Flux CEL on the fixtures"
+hack/gitops-test.sh
 step "chart: lint, snapshots, schema, live install/upgrade/uninstall"
 hack/chart-test.sh --no-build
 if [ -x hack/fuzz.sh ]; then
