@@ -6,6 +6,7 @@
 mod cq;
 mod env;
 mod faults;
+mod gitops;
 use faults::{
     fault_apiserver_restart, fault_etcd_restart, fault_leader_failover, fault_operator_sigkill,
     fault_provider_errors,
