@@ -517,29 +517,39 @@ fn prometheus_rule_alerts() {
             "CloudQuotaUsageHigh",
             "CloudQuotaUsageCritical",
             "CloudQuotaExhausted",
+            "CloudQuotaFillingUp",
             "CloudQuotaStatusStale",
             "CloudQuotaFetchFailing",
             "CloudQuotaOperatorDown",
             "CloudQuotaNoLeader"
         ]
     );
+    // The usage alerts follow each object's level (its own thresholds), not chart ratios;
+    // their behaviour is unit-tested with promtool (hack/rules-test.sh).
     assert_eq!(
         alert("CloudQuotaUsageHigh")["expr"],
-        "cloudquota_resource_usage_ratio >= 0.75 < 0.9"
+        "cloudquota_resource_usage_ratio and (cloudquota_resource_level == 1)"
     );
     assert_eq!(alert("CloudQuotaUsageHigh")["for"], "30m");
     assert_eq!(
         alert("CloudQuotaUsageCritical")["expr"],
-        "cloudquota_resource_usage_ratio >= 0.9 < 1"
+        "cloudquota_resource_usage_ratio and (cloudquota_resource_level == 2)"
     );
     assert_eq!(
         alert("CloudQuotaExhausted")["expr"],
-        "cloudquota_resource_usage_ratio >= 1"
+        "cloudquota_resource_usage_ratio and (cloudquota_resource_level == 3)"
     );
-    // 4 missed intervals of 600s.
+    assert_eq!(
+        alert("CloudQuotaFillingUp")["expr"],
+        "(cloudquota_resource_usage_ratio >= 0.6) and (cloudquota_resource_level < 3) and \
+         (predict_linear(cloudquota_resource_used[12h], 172800) >= cloudquota_resource_limit)"
+    );
+    assert_eq!(alert("CloudQuotaFillingUp")["for"], "2h");
+    assert!(s(&alert("CloudQuotaFillingUp")["annotations"]["description"]).contains("within 2d."));
+    // Each object's own interval, 4 missed intervals.
     assert_eq!(
         alert("CloudQuotaStatusStale")["expr"],
-        "time() - cloudquota_last_success_timestamp_seconds > 2400"
+        "time() - cloudquota_last_success_timestamp_seconds > 4 * cloudquota_poll_interval_seconds"
     );
     assert_eq!(
         alert("CloudQuotaFetchFailing")["expr"],
@@ -565,6 +575,14 @@ fn prometheus_rule_alerts() {
     let sm = find(&docs, "ServiceMonitor", "cq-operator");
     assert_eq!(sm["spec"]["endpoints"][0]["honorLabels"], true);
     assert_eq!(sm["spec"]["endpoints"][0]["port"], "metrics");
+    // The dashboard ConfigMap for the Grafana sidecar carries the dashboard file.
+    let dash = find(&docs, "ConfigMap", "cq-operator-dashboard");
+    assert_eq!(dash["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(dash["metadata"]["annotations"]["grafana_folder"], "Cloud");
+    assert_eq!(
+        s(&dash["data"]["cloudquota.json"]),
+        read("charts/cloudquota/files/grafana-dashboard.json").trim_end()
+    );
     // Nothing optional by default.
     let default = default_snapshot();
     for k in [
