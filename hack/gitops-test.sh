@@ -4,7 +4,8 @@
 # Argo CD runs an argocd-cm health script), by kstatus (sigs.k8s.io/cli-utils) and by Flux's
 # CEL status reader fed the Kustomization's healthCheckExprs, and every verdict must match the
 # fixture's expectation. Also: argocd-cm.yaml must embed argocd-health.lua byte for byte (it is
-# generated from it), and the checker must reject a wrong expectation.
+# generated from it), README.md's Flux example must be flux-kustomization.yaml's, and the
+# checker must reject a wrong expectation.
 #
 # Usage:
 #   hack/gitops-test.sh            build gitops-health (cached) and check everything
@@ -57,6 +58,16 @@ fi
 [[ -f "${CM}" ]] || die "${CM} is missing: run hack/gitops-test.sh --update"
 if ! render_cm | diff -u "${CM}" - >&2; then
   die "${CM} drifted from ${LUA}: run hack/gitops-test.sh --update"
+fi
+# README.md shows the Flux example: it must be the file's Kustomization, from apiVersion on.
+readme_flux() {
+  awk '/^<!-- flux-kustomization.yaml from apiVersion on/ { m = 1; next }
+       m == 1 && /^```yaml$/ { m = 2; next }
+       m == 2 && /^```$/ { exit }
+       m == 2 { print }' README.md
+}
+if ! sed -n '/^apiVersion:/,$p' "${KS}" | diff -u - <(readme_flux) >&2; then
+  die "the Flux example in README.md differs from ${KS} (copy it from apiVersion on)"
 fi
 for state in "${REQUIRED_STATES[@]}"; do
   [[ -f "${FIXTURES}/${state}.json" ]] || die "no fixture for state ${state}: ${FIXTURES}/${state}.json"
