@@ -75,9 +75,11 @@ trap 'exit 130' INT TERM
 RUST_LOG=warn "${bin}/cloudquota-sim" --listen 127.0.0.1:0 > "${work}/sim.out" 2> "${work}/sim.log" < /dev/null &
 sim_pid=$!
 url=""
-for _ in $(seq 1 100); do
+deadline=$(( SECONDS + 30 ))  # a deadline, not a count of sleeps: the machine may be busy
+while [[ -z "${url}" ]] && (( SECONDS < deadline )); do
   url="$(sed -n '1s/^listening on //p' "${work}/sim.out")"
   [[ -n "${url}" ]] && break
+  kill -0 "${sim_pid}" 2>/dev/null || break
   sleep 0.1
 done
 [[ -n "${url}" ]] || { log "simulator did not start"; cat "${work}/sim.log" >&2; exit 1; }

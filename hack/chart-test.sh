@@ -27,16 +27,26 @@
 #   7. helm install, helm upgrade (--set, then to the all-features values: cluster-wide to
 #      namespaced RBAC), helm uninstall; CRD kept or deleted according to crds.keep
 #
+# No check depends on timing: command output is captured before it is searched (a pipe into
+# `grep -q` under pipefail fails when grep exits first), and what the API server does
+# asynchronously (RBAC caches, CRD serving, deletions) is polled for with a deadline.
+# With CLOUDQUOTA_ARTIFACTS_DIR set (hack/test.sh), the control plane's logs are kept below it.
+#
 # Tools: helm (and promql-check, taken from next to helm) from $HELM, $CLOUDQUOTA_TOOLS_BIN or
 # hack/build-tools.sh (built there if missing; concurrent builds wait on its lock). kubectl
 # comes with the control plane.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=hack/lib/artifacts.sh
+. "${ROOT}/hack/lib/artifacts.sh"
 CHART="${ROOT}/charts/cloudquota"
 SNAPSHOTS="${CHART}/snapshots"
 RELEASE=cloudquota
 NAMESPACE=cloudquota-system
+# Seconds to wait for what the API server does asynchronously. Generous: a loaded 2-core CI
+# machine, and a passing run never waits for it.
+DEADLINE=60
 
 UPDATE=0 OFFLINE=0 NO_BUILD=0
 for arg in "$@"; do
@@ -133,7 +143,8 @@ offline() {
       cp "${out}" "${SNAPSHOTS}/${name}.yaml"
       ok "wrote snapshots/${name}.yaml"
     elif ! cmp -s "${out}" "${SNAPSHOTS}/${name}.yaml"; then
-      diff -u "${SNAPSHOTS}/${name}.yaml" "${out}" | head -n 60 >&2 || true
+      diff -u "${SNAPSHOTS}/${name}.yaml" "${out}" > "${WORK}/${name}.diff" || true
+      head -n 60 "${WORK}/${name}.diff" >&2
       printf 'snapshots/%s.yaml is stale (diff above, first 60 lines)\n' "${name}" >&2
       drift=1
     else
@@ -150,14 +161,17 @@ offline() {
   ok "$(grep -c '^ok' <<<"${rules}") rules of the all-features PrometheusRule"
 
   step "invalid values are rejected"
-  local err n=0
+  local err reason n=0
   for f in "${CHART}"/ci/invalid/*-values.yaml; do
     if err="$(render "${f}" 2>&1 >/dev/null)"; then
       fail "${f#"${ROOT}"/} was accepted"
     fi
     n=$((n + 1))
-    ok "${f#"${CHART}"/}: $( { printf '%s\n' "${err}" | grep -m1 -E "^- at '|execution error" ||
-      printf '%s\n' "${err}" | head -n 1; } | sed -e 's/^[- ]*//' -e 's/^Error: //')"
+    # First schema or template error line, else the first line (here-strings: no pipe to cut).
+    reason="$(grep -m1 -E "^- at '|execution error" <<<"${err}" || true)"
+    [[ -n "${reason}" ]] || reason="${err%%$'\n'*}"
+    reason="$(sed -e 's/^[- ]*//' -e 's/^Error: //' <<<"${reason}")"
+    ok "${f#"${CHART}"/}: ${reason}"
   done
   (( n > 0 )) || fail "no ci/invalid/*-values.yaml files"
   # The acceptance criterion of the issue, spelled out: log.format: xml fails schema validation.
@@ -199,27 +213,52 @@ apply_file() { # file
   ok "applied $(wc -l < "${WORK}/apply.out") objects from ${1#"${ROOT}"/}"
 }
 
+# The RBAC authorizer reads Roles and bindings from informer caches that lag the writes, so a
+# "yes" is polled for (until DEADLINE seconds); a "no" is checked once. Each block of checks
+# starts with a "yes" for the bindings it is about, so its "no"s are asked of a filled cache.
 can() { # yes|no namespace-or-"-A" sa-namespace sa verb resource [subresource]
   local want="$1" ns="$2" sa="system:serviceaccount:$3:$4" verb="$5" res="$6" sub="${7:-}" args got
+  local deadline=$(( SECONDS + DEADLINE ))
   args=(auth can-i "${verb}" "${res}" --as="${sa}")
   if [[ "${ns}" == "-A" ]]; then args+=(--all-namespaces); else args+=(--namespace "${ns}"); fi
   [[ -z "${sub}" ]] || args+=(--subresource "${sub}")
-  got="$(k "${args[@]}" 2>/dev/null || true)"
+  while :; do
+    got="$(k "${args[@]}" 2>/dev/null || true)"
+    [[ "${got}" == "${want}" || "${want}" == no ]] && break
+    (( SECONDS < deadline )) || break
+    sleep 0.2
+  done
   [[ "${got}" == "${want}" ]] || fail "can-i ${verb} ${res}${sub:+/${sub}} in ${ns} as ${sa}: got '${got}', want '${want}'"
 }
 
-wait_gone() { # kind/name [namespace]
-  local i
-  for i in $(seq 1 100); do
-    if ! k get "$1" ${2:+--namespace "$2"} >/dev/null 2>&1; then return 0; fi
-    sleep 0.2
-    : "${i}"
+# retry CMD...: run until it succeeds or DEADLINE seconds pass (then print its output and
+# return 1). For what the API server makes true asynchronously, e.g. serving a new CRD.
+retry() {
+  local deadline=$(( SECONDS + DEADLINE )) out="${WORK}/retry.out"
+  until "$@" > "${out}" 2>&1; do
+    if (( SECONDS >= deadline )); then
+      cat "${out}" >&2
+      return 1
+    fi
+    sleep 0.5
   done
-  fail "$1 still exists"
 }
 
-arg_of() { # deployment namespace: print the container args, one per line
-  k get deployment "$1" --namespace "$2" -o jsonpath='{range .spec.template.spec.containers[0].args[*]}{@}{"\n"}{end}'
+wait_gone() { # kind/name [namespace]
+  local deadline=$(( SECONDS + DEADLINE ))
+  while k get "$1" ${2:+--namespace "$2"} >/dev/null 2>&1; do
+    (( SECONDS < deadline )) || fail "$1 still exists after ${DEADLINE}s"
+    sleep 0.2
+  done
+}
+
+# has_arg deployment namespace ARG: the first container's args include ARG exactly. The args
+# are captured first and matched in bash (no `kubectl | grep -q`: SIGPIPE under pipefail).
+has_arg() {
+  local args
+  args="$(k get deployment "$1" --namespace "$2" -o jsonpath='{range .spec.template.spec.containers[0].args[*]}{@}{"\n"}{end}')" ||
+    fail "kubectl get deployment $1"
+  [[ $'\n'"${args}"$'\n' == *$'\n'"$3"$'\n'* ]]
 }
 
 live() {
@@ -256,7 +295,7 @@ live() {
   ok "$(wc -l < "${WORK}/objects") objects exist: $(cut -d/ -f1 "${WORK}/objects" | sort -u | tr '\n' ' ')"
   local f
   for f in "${ROOT}"/samples/*.yaml; do
-    k apply --server-side --field-manager=chart-test --namespace team-a -f "${f}" >/dev/null ||
+    retry k apply --server-side --field-manager=chart-test --namespace team-a -f "${f}" ||
       fail "sample ${f#"${ROOT}"/} rejected by the chart's CRD"
   done
   ok "samples/*.yaml accepted by the CRD installed from the chart"
@@ -326,9 +365,9 @@ live() {
     role/"${RELEASE}"-leader-election rolebinding/"${RELEASE}"-leader-election --namespace "${NAMESPACE}" >/dev/null ||
     fail "namespaced objects missing"
   k get clusterrole/"${RELEASE}" clusterrolebinding/"${RELEASE}" >/dev/null || fail "cluster RBAC missing"
-  arg_of "${RELEASE}" "${NAMESPACE}" | grep -qx -- --leader-elect || fail "--leader-elect missing"
+  has_arg "${RELEASE}" "${NAMESPACE}" --leader-elect || fail "--leader-elect missing"
   ok "deployed; CRD established with resource-policy keep; Deployment, Service, RBAC present"
-  k apply --server-side --field-manager=chart-test --namespace team-a -f "${ROOT}/samples/huaweicloud-ims.yaml" >/dev/null ||
+  retry k apply --server-side --field-manager=chart-test --namespace team-a -f "${ROOT}/samples/huaweicloud-ims.yaml" ||
     fail "sample CloudQuota rejected"
   ok "a CloudQuota can be created"
 
@@ -337,8 +376,8 @@ live() {
     --set heartbeat=5m --set log.level=debug --set log.format=text > "${WORK}/helm.out" ||
     { cat "${WORK}/helm.out" >&2; fail "helm upgrade"; }
   grep -q "REVISION: 2" "${WORK}/helm.out" || fail "expected revision 2"
-  arg_of "${RELEASE}" "${NAMESPACE}" | grep -qx -- --heartbeat=5m || fail "--heartbeat=5m not applied"
-  arg_of "${RELEASE}" "${NAMESPACE}" | grep -qx -- --log-format=text || fail "--log-format=text not applied"
+  has_arg "${RELEASE}" "${NAMESPACE}" --heartbeat=5m || fail "--heartbeat=5m not applied"
+  has_arg "${RELEASE}" "${NAMESPACE}" --log-format=text || fail "--log-format=text not applied"
   [[ "$(k get deployment "${RELEASE}" --namespace "${NAMESPACE}" \
     -o jsonpath='{.spec.template.spec.containers[0].env[?(@.name=="RUST_LOG")].value}')" == debug ]] ||
     fail "RUST_LOG=debug not applied"
@@ -358,7 +397,7 @@ live() {
   wait_gone deployment/"${RELEASE}" "${NAMESPACE}"
   [[ "$(k get crd cloudquotas.cloudquota.io -o jsonpath='{.metadata.annotations.helm\.sh/resource-policy}')" == "" ]] ||
     fail "resource-policy annotation should be gone with crds.keep=false"
-  arg_of cq-operator "${NAMESPACE}" | grep -qx -- --watch-namespace=team-a || fail "--watch-namespace missing"
+  has_arg cq-operator "${NAMESPACE}" --watch-namespace=team-a || fail "--watch-namespace missing"
   ok "revision 3: renamed objects, Roles in team-a/team-b, old cluster-wide RBAC removed"
 
   step "helm uninstall (crds.keep=false: CRD deleted)"
@@ -373,7 +412,8 @@ live() {
   step "helm install + uninstall (crds.keep=true: CRD and CloudQuotas survive)"
   "${HELM}" install "${RELEASE}" "${CHART}" --namespace "${NAMESPACE}" >/dev/null || fail "helm install"
   k wait --for=condition=Established --timeout=60s crd/cloudquotas.cloudquota.io >/dev/null
-  k apply --server-side --field-manager=chart-test --namespace team-a -f "${ROOT}/samples/huaweicloud-ims.yaml" >/dev/null
+  retry k apply --server-side --field-manager=chart-test --namespace team-a -f "${ROOT}/samples/huaweicloud-ims.yaml" ||
+    fail "sample CloudQuota rejected"
   "${HELM}" uninstall "${RELEASE}" --namespace "${NAMESPACE}" --wait --timeout 60s > "${WORK}/helm.out" 2>&1 ||
     { cat "${WORK}/helm.out" >&2; fail "helm uninstall"; }
   wait_gone deployment/"${RELEASE}" "${NAMESPACE}"
@@ -389,6 +429,9 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/cloudquota-chart-test.XXXXXX")"
 trap cleanup EXIT
 # Keep helm's repositories, cache and plugins out of the user's home.
 export HELM_CACHE_HOME="${WORK}/helm/cache" HELM_CONFIG_HOME="${WORK}/helm/config" HELM_DATA_HOME="${WORK}/helm/data"
+# kubectl's discovery cache too: this run deletes and re-creates the CRD, and a cache shared
+# with other runs (keyed by host:port, ports get reused) could map kinds from a stale state.
+export KUBECACHEDIR="${WORK}/kube-cache"
 find_helm
 echo "helm: ${HELM} ($("${HELM}" version --short))"
 offline

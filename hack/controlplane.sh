@@ -14,7 +14,9 @@
 #                      the single steps, for fault-injection tests
 #   status             print state; exit 0 iff both run and /readyz is ok
 #   env                print DIR/env (eval "$(hack/controlplane.sh env)")
-#   destroy            stop, then delete DIR
+#   destroy            stop, then delete DIR (its *.log files are copied to
+#                      $CLOUDQUOTA_ARTIFACTS_DIR/<DIR's name>/ first when that
+#                      is set: hack/lib/artifacts.sh)
 #   kubectl ARGS...    run the built kubectl against the control plane
 #                      (DIR from CLOUDQUOTA_CP_DIR only)
 #
@@ -48,6 +50,8 @@
 #                                      killed process loses nothing, only a
 #                                      machine crash would)
 #   CLOUDQUOTA_CP_TIMEOUT              seconds to wait for readiness (90)
+#   CLOUDQUOTA_ARTIFACTS_DIR           where destroy keeps the logs (set by
+#                                      hack/test.sh for each step)
 #   CLOUDQUOTA_CP_STOP_SIGNAL          signal for stop/restart-* (TERM);
 #                                      KILL simulates a crash and is
 #                                      faster: a graceful etcd stop waits
@@ -55,6 +59,8 @@
 set -euo pipefail
 
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=hack/lib/artifacts.sh
+. "${HACK_DIR}/lib/artifacts.sh"
 SERVICE_CIDR="10.96.0.0/16"   # config value only; nothing routes there
 SA_ISSUER="https://kubernetes.default.svc.cluster.local"
 TIMEOUT="${CLOUDQUOTA_CP_TIMEOUT:-90}"
@@ -296,13 +302,12 @@ launch() { # name args...
   setsid bash -c 'echo $$ > "$0"; exec "$@"' "${DIR}/${name}.pid" "$@" \
     >> "${DIR}/${name}.log" 2>&1 < /dev/null 9>&- &
   disown "$!" 2>/dev/null || true
-  local i
-  for i in $(seq 1 50); do
-    [[ -s "${DIR}/${name}.pid" ]] && break
+  # A deadline, not a count of sleeps: on a loaded machine the fork alone can take seconds.
+  local deadline=$(( SECONDS + 30 ))
+  until [[ -s "${DIR}/${name}.pid" ]]; do
+    (( SECONDS < deadline )) || die "${name} did not start within 30s; see ${DIR}/${name}.log"
     sleep 0.1
-    : "${i}"
   done
-  [[ -s "${DIR}/${name}.pid" ]] || die "${name} did not start; see ${DIR}/${name}.log"
 }
 
 stop_proc() { # name
@@ -538,6 +543,7 @@ cmd_status() {
 cmd_destroy() {
   cmd_stop
   [[ -f "${DIR}/.cloudquota-cp" ]] || die "${DIR} is not a control-plane dir; not deleting"
+  artifacts_save "${DIR}" "$(basename "${DIR}")"
   rm -rf "${DIR}"
   log "deleted ${DIR}"
 }

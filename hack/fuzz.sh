@@ -29,6 +29,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=hack/lib/artifacts.sh
+. "$ROOT/hack/lib/artifacts.sh"
 FUZZ="$ROOT/fuzz"
 SECONDS_PER_TARGET=${1:-${CLOUDQUOTA_FUZZ_SECONDS:-60}}
 SANITIZER=${CLOUDQUOTA_FUZZ_SANITIZER:-none}
@@ -54,7 +56,10 @@ log() { echo "fuzz: $*" >&2; }
 
 # --- cargo-fuzz, installed once into the cache -----------------------------------------------
 export PATH="$TOOLS/bin:$PATH"
-if ! cargo fuzz --version 2>/dev/null | grep -qF "$CARGO_FUZZ_VERSION"; then
+# Captured, then matched: `cargo fuzz --version | grep -q` fails under pipefail when grep exits
+# before cargo has written everything (SIGPIPE).
+installed=$(cargo fuzz --version 2>/dev/null || true)
+if [[ "$installed" != *"$CARGO_FUZZ_VERSION"* ]]; then
     log "installing cargo-fuzz $CARGO_FUZZ_VERSION into $TOOLS"
     CARGO_TARGET_DIR="$TOOLS/build" cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" \
         --locked --root "$TOOLS" --quiet
@@ -82,6 +87,7 @@ build() {
         --sanitizer "$SANITIZER" --codegen-units "$CGU" --target-dir "$TARGET_DIR" "$@" \
         >"$BUILD_LOG" 2>&1; then
         cat "$BUILD_LOG" >&2
+        artifacts_file "$BUILD_LOG" fuzz-build.log
         log "build failed"
         exit 1
     fi
@@ -219,6 +225,7 @@ for t in "${TARGETS[@]}"; do
     if [ "$rc" != 0 ] || [ "$crashes" != 0 ]; then
         result="FAILED (exit $rc, log $log_file)"
         failed=1
+        artifacts_file "$log_file" "fuzz-$t.log"
         crashes=$((crashes == 0 ? 1 : crashes))
     else
         result=ok

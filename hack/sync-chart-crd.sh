@@ -52,7 +52,10 @@ render > "${tmp}" || die "could not find metadata.name in ${SRC}"
 
 if [[ "${1:-}" == "--check" ]]; then
   if ! cmp -s "${tmp}" "${DST}"; then
-    diff -u "${DST}" "${tmp}" | head -n 40 >&2 || true
+    # Into a file first: `diff | head` can kill diff with SIGPIPE.
+    diff -u "${DST}" "${tmp}" > "${tmp}.diff" || true
+    head -n 40 "${tmp}.diff" >&2
+    rm -f "${tmp}.diff"
     die "${DST} is stale; run hack/sync-chart-crd.sh"
   fi
   exit 0

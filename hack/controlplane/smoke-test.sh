@@ -84,7 +84,8 @@ n="$(grep '"resource":"widgets"' "${CLOUDQUOTA_AUDIT_LOG}" | grep '"subresource"
 [[ "${n}" == 3 ]] || fail "expected 3 status patches in the audit log, found ${n}"
 ok "audit log counts 3 status writes"
 
-"${CLOUDQUOTA_HELM}" version --short | grep -q "^${want_helm}" || fail "helm version"
+helm_version="$("${CLOUDQUOTA_HELM}" version --short)" || fail "helm version"
+[[ "${helm_version}" == "${want_helm}"* ]] || fail "helm version ${helm_version}, want ${want_helm}"
 "${CLOUDQUOTA_HELM}" list -A >/dev/null || fail "helm cannot talk to the apiserver"
 ok "helm works"
 
