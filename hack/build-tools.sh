@@ -80,15 +80,23 @@ KUBE_MINOR="${KUBE_VERSION#v*.}"; KUBE_MINOR="${KUBE_MINOR%%.*}"
 
 # Small Go tool modules: binary name -> directory under hack/tools. Each builds with
 # `go build .` in its directory; its cache key is a hash of go.mod, go.sum and *.go, and it
-# must answer `--version` (exit 0). Add one line here to add a tool.
+# must answer `--version` (exit 0). Add one line here to add a tool. `dir:package` builds that
+# package of a required module instead of `.` (a main package cannot be imported, so a tool
+# like promtool is built in place from a module that lists it with a `tool` directive). An
+# optional file `build-tags` in the module directory holds `go build -tags` (part of the key).
 declare -A MODULE_TOOLS=(
   [promql-check]=promql
   [gitops-health]=gitops-health
+  [promtool]=promtool:github.com/prometheus/prometheus/cmd/promtool
+  [dashboard-check]=dashboard
 )
 
-module_dir() { printf '%s/%s\n' "${HACK_DIR}/tools" "${MODULE_TOOLS[$1]}"; }
+module_dir() { printf '%s/%s\n' "${HACK_DIR}/tools" "${MODULE_TOOLS[$1]%%:*}"; }
+module_pkg() { local e="${MODULE_TOOLS[$1]}"; [[ "${e}" == *:* ]] && printf '%s\n' "${e#*:}" || printf '.\n'; }
 module_hash() { # files of a tool module, hashed: the module's version
-  (cd "$(module_dir "$1")" && cat go.mod go.sum ./*.go) | sha256sum | cut -c1-12
+  (cd "$(module_dir "$1")" && cat go.mod go.sum && find . -maxdepth 1 \( -name '*.go' -o -name build-tags \) -print0 |
+    sort -z | xargs -0r cat) |
+    sha256sum | cut -c1-12
 }
 
 ALL_TOOLS=(kube-apiserver kubectl etcd helm "${!MODULE_TOOLS[@]}")
@@ -213,7 +221,7 @@ build_tool() {
       ;;
     *)
       (cd "$(module_dir "${tool}")" && "${GO_CMD}" build -mod=readonly -trimpath -ldflags "${ldflags}" \
-        -o "${tmp}/${tool}" .)
+        -tags "$(cat build-tags 2>/dev/null || true)" -o "${tmp}/${tool}" "$(module_pkg "${tool}")")
       ;;
   esac
   mv -f "${tmp}/${tool}" "${bin}"
