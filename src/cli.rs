@@ -1,4 +1,7 @@
-//! Command line: `cloudquota crd | run | fetch | check`.
+//! Command line: `cloudquota crd | run | fetch | check | top`, also installed as the kubectl
+//! plugin `kubectl-cloudquota` (the same binary under that name: `kubectl cloudquota top`).
+
+mod top;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,6 +52,26 @@ pub enum Command {
     Fetch(FetchArgs),
     /// Pre-check: will the needed amounts fit? Reads a CloudQuota's status from the cluster.
     Check(CheckArgs),
+    /// The fullest resources across CloudQuotas, sorted by usage (reads their status).
+    Top(top::TopArgs),
+}
+
+/// The plugin name kubectl runs for `kubectl cloudquota ...`.
+pub const KUBECTL_PLUGIN: &str = "kubectl-cloudquota";
+
+/// Parses the command line; invoked as `kubectl-cloudquota` (as kubectl runs plugins), help
+/// and errors name the command `kubectl cloudquota`.
+fn parse_cli() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let stem = std::path::Path::new(&argv0)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned());
+    let mut command = Cli::command();
+    if stem.as_deref() == Some(KUBECTL_PLUGIN) {
+        command = command.bin_name("kubectl cloudquota");
+    }
+    Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -211,7 +234,7 @@ fn init_logging(format: LogFormat, default: &str) {
 }
 
 pub async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     match cli.command {
         Command::Crd => {
             print!("{}", crd_yaml());
@@ -230,6 +253,19 @@ pub async fn main() -> ExitCode {
         Command::Fetch(args) => {
             init_logging(cli.log_format, "warn");
             match fetch(args).await {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Top(args) => {
+            init_logging(cli.log_format, "warn");
+            match top::top(args).await {
                 Ok(text) => {
                     print!("{text}");
                     ExitCode::SUCCESS
