@@ -13,7 +13,7 @@ use cloudquota::domain::allowlist::{Allowlist, DEFAULT_ALLOWED_HOSTS};
 use cloudquota::crd::{CloudQuota, CloudQuotaSpec, Provider, SecretRef, Service, Thresholds};
 use cloudquota::providers::Providers;
 use cloudquota::providers::http::{HttpClient, HttpConfig, RetryPolicy};
-use cloudquota::sim::{self, DEMO_ACCESS_KEY, DEMO_SECRET_KEY, SimConfig};
+use cloudquota_sim::{self as sim, DEMO_ACCESS_KEY, DEMO_SECRET_KEY, SimConfig};
 use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
 use kube::runtime::events::{Recorder, Reporter};

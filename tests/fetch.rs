@@ -3,8 +3,8 @@
 
 use std::process::{Command, Output};
 
-use cloudquota::sim::{
-    self, DEMO_ACCESS_KEY, DEMO_SECRET_KEY, DEMO_TOKEN, Fault, FaultRule, ImsPath, Service,
+use cloudquota_sim::{
+    self as sim, DEMO_ACCESS_KEY, DEMO_SECRET_KEY, DEMO_TOKEN, Fault, FaultRule, ImsPath, Service,
     SimConfig,
 };
 use serde_json::Value;

@@ -35,7 +35,7 @@ use cloudquota::crd::{CloudQuota, Provider, Service};
 use cloudquota::providers::http::{HttpClient, HttpConfig};
 use cloudquota::providers::{Credentials, Providers, Target};
 use cloudquota::sign::Secret as SecretValue;
-use cloudquota::sim::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
+use cloudquota_sim::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
 
 /// The User-Agent of the bench's own Kubernetes requests.
 const BENCH_USER_AGENT: &str = "cloudquota-bench";
@@ -798,7 +798,7 @@ fn log(msg: impl AsRef<str>) {
 async fn sim_counters(
     http: &reqwest::Client,
     sim: &str,
-) -> Result<cloudquota::sim::Counters, String> {
+) -> Result<cloudquota_sim::Counters, String> {
     http.get(format!("{sim}/_sim/counters"))
         .send()
         .await

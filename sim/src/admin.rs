@@ -1,4 +1,4 @@
-//! The `/_sim/` control API (documented in the module doc of `crate::sim`). No auth: the
+//! The `/_sim/` control API (documented in the crate doc of `cloudquota_sim`). No auth: the
 //! listener only binds loopback and the API exists for local scripts and e2e tests.
 
 use std::sync::Arc;

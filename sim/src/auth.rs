@@ -1,5 +1,5 @@
 //! Credentials and request authentication, with the failure reasons the real gateways give.
-//! The signature arithmetic itself is delegated to `crate::sign` (see `verify.rs`): the
+//! The signature arithmetic itself is delegated to `cloudquota::sign` (see `verify.rs`): the
 //! simulator recomputes what the client should have sent and compares.
 
 use std::collections::HashMap;

@@ -1,14 +1,14 @@
 //! `cloudquota-sim`: the simulated Huawei Cloud + Zenlayer quota APIs as a process, for the
 //! demo, e2e scripts and benchmarks. The first stdout line is exactly
 //! `listening on http://127.0.0.1:PORT` (scripts parse it); logs go to stderr. See
-//! `cloudquota::sim` for the APIs and the `/_sim/` admin endpoints.
+//! `cloudquota_sim` (the library) for the APIs and the `/_sim/` admin endpoints.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use cloudquota::sim::{self, BearerToken, Credential, SimConfig};
+use cloudquota_sim::{self as sim, BearerToken, Credential, SimConfig};
 
 #[derive(Parser, Debug)]
 #[command(

@@ -1,4 +1,4 @@
-//! Adapter between a received request and the project's signing code (`crate::sign`): the
+//! Adapter between a received request and the project's signing code (`cloudquota::sign`): the
 //! simulator verifies by re-signing what it received with the known secret, so it checks the
 //! same algorithm the clients use instead of a second implementation of it.
 
@@ -6,7 +6,7 @@ use axum::http::HeaderMap;
 use jiff::Timestamp;
 use percent_encoding::percent_decode_str;
 
-use crate::sign::{huawei, zenlayer};
+use cloudquota::sign::{huawei, zenlayer};
 
 /// The parts of a received request that signatures cover.
 pub(crate) struct Received<'a> {

@@ -1,4 +1,4 @@
-//! Integration tests of the simulated cloud (`cloudquota::sim`): requests are signed with the
+//! Integration tests of the simulated cloud (`cloudquota_sim`): requests are signed with the
 //! project's own signers (`cloudquota::sign`) and sent over real HTTP to an in-process sim.
 
 use std::time::{Duration, Instant};
@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use cloudquota::sign::huawei::{self, HuaweiCredentials, HuaweiRequest};
 use cloudquota::sign::zenlayer::{self, ZenlayerCredentials, ZenlayerRequest};
 use cloudquota::sign::{Secret, Signed};
-use cloudquota::sim::{
-    self, BearerToken, Credential, DEMO_ACCESS_KEY, DEMO_SECRET_KEY, DEMO_TOKEN, Fault, FaultRule,
-    ImsPath, Service, SimConfig, SimHandle, SimResource, UnitStyle,
+use cloudquota_sim::{
+    self as sim, BearerToken, Credential, DEMO_ACCESS_KEY, DEMO_SECRET_KEY, DEMO_TOKEN, Fault,
+    FaultRule, ImsPath, Service, SimConfig, SimHandle, SimResource, UnitStyle,
 };
 use jiff::{SignedDuration, Timestamp};
 use reqwest::StatusCode;
@@ -1021,16 +1021,16 @@ async fn counters_count() {
     assert!(now - dws_p2[0] < 10_000, "{dws_p2:?} vs {now}");
     assert!(!c.recent.contains_key("dws/nope"));
     // Only the last RECENT arrivals are kept, oldest first.
-    for _ in 0..cloudquota::sim::RECENT_ARRIVALS + 3 {
+    for _ in 0..cloudquota_sim::RECENT_ARRIVALS + 3 {
         dws(&sim, "p3").await;
     }
     let c = sim.counters();
     assert_eq!(
         c.key(Service::Dws, "p3"),
-        cloudquota::sim::RECENT_ARRIVALS as u64 + 3
+        cloudquota_sim::RECENT_ARRIVALS as u64 + 3
     );
     let p3 = &c.recent["dws/p3"];
-    assert_eq!(p3.len(), cloudquota::sim::RECENT_ARRIVALS);
+    assert_eq!(p3.len(), cloudquota_sim::RECENT_ARRIVALS);
     assert!(p3.windows(2).all(|w| w[0] <= w[1]), "{p3:?}");
 
     sim.reset_counters();

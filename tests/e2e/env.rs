@@ -37,6 +37,25 @@ pub fn run(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// A binary of another workspace member (`CARGO_BIN_EXE_*` only names this package's own):
+/// it sits in the same profile directory as this test executable (`target/<profile>/deps/..`).
+/// `cargo test` at the root builds it (the workspace's default members include its package).
+pub fn workspace_bin(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join(name))
+        .ok_or_else(|| format!("no profile directory above {}", exe.display()))?;
+    if !bin.is_file() {
+        return Err(format!(
+            "{} not built: run `cargo test --workspace` (or `cargo build -p {name}`) first",
+            bin.display()
+        ));
+    }
+    Ok(bin)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -158,7 +177,7 @@ impl Env {
         )
         .map_err(|e| e.to_string())?;
 
-        let mut sim = Command::new(env!("CARGO_BIN_EXE_cloudquota-sim"))
+        let mut sim = Command::new(workspace_bin("cloudquota-sim")?)
             .args(["--listen", "127.0.0.1:0"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -346,8 +365,8 @@ impl Env {
 
     pub fn demo_secret(&self) -> [(&'static str, &'static str); 2] {
         [
-            ("accessKeyId", cloudquota::sim::DEMO_ACCESS_KEY),
-            ("secretAccessKey", cloudquota::sim::DEMO_SECRET_KEY),
+            ("accessKeyId", cloudquota_sim::DEMO_ACCESS_KEY),
+            ("secretAccessKey", cloudquota_sim::DEMO_SECRET_KEY),
         ]
     }
 

@@ -93,7 +93,7 @@ async fn four_services(env: &mut Env) -> Result {
     let ns = "e2e-services";
     env.namespace(ns).await?;
     env.secret(ns, "creds", &env.demo_secret()).await?;
-    env.secret(ns, "zl", &[("bearerToken", cloudquota::sim::DEMO_TOKEN)])
+    env.secret(ns, "zl", &[("bearerToken", cloudquota_sim::DEMO_TOKEN)])
         .await?;
     let projects = [("ims", "p-ims-1"), ("dws", "p-dws-1"), ("evs", "p-evs-1")];
     for (svc, p) in projects {
@@ -364,7 +364,7 @@ async fn auth_failure_and_fix(env: &mut Env) -> Result {
         ns,
         "creds",
         &[
-            ("accessKeyId", cloudquota::sim::DEMO_ACCESS_KEY),
+            ("accessKeyId", cloudquota_sim::DEMO_ACCESS_KEY),
             ("secretAccessKey", "wrong-secret-value-123"),
         ],
     )
@@ -554,8 +554,8 @@ async fn restart_is_quiet(env: &mut Env) -> Result {
 /// Secret values never appear in logs (trace level), Events, status or metrics.
 async fn no_secret_leaks(env: &mut Env) -> Result {
     let secrets = [
-        cloudquota::sim::DEMO_SECRET_KEY,
-        cloudquota::sim::DEMO_TOKEN,
+        cloudquota_sim::DEMO_SECRET_KEY,
+        cloudquota_sim::DEMO_TOKEN,
         "wrong-secret-value-123",
     ];
     let log = std::fs::read_to_string(&env.operator_log).map_err(|e| e.to_string())?;
