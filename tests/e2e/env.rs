@@ -181,7 +181,11 @@ impl Env {
             .args(["--listen", "127.0.0.1:0"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // In DIR, so that hack/controlplane.sh destroy keeps it with the other logs.
+            .stderr(
+                std::fs::File::create(dir.join("simulator.log"))
+                    .map_err(|e| format!("simulator.log: {e}"))?,
+            )
             .spawn()
             .map_err(|e| format!("cloudquota-sim: {e}"))?;
         let mut first = String::new();
@@ -589,6 +593,11 @@ impl Drop for Env {
         if std::env::var_os("CLOUDQUOTA_E2E_KEEP").is_some() {
             eprintln!("e2e: keeping control plane in {}", self.dir.display());
             return;
+        }
+        // destroy copies DIR/*.log (API server, etcd, operator, simulator) there first.
+        if let Some(a) = std::env::var_os("CLOUDQUOTA_ARTIFACTS_DIR") {
+            let name = self.dir.file_name().unwrap_or_default();
+            eprintln!("e2e: logs kept in {}", Path::new(&a).join(name).display());
         }
         let _ = Command::new(root().join("hack/controlplane.sh"))
             .arg("destroy")

@@ -222,9 +222,19 @@ async fn threshold_events(env: &mut Env) -> Result {
     let writes_before = metric(&m, "cloudquota_status_writes_total").unwrap_or(-1.0);
     let polls_before = env::metric_sum(&m, "cloudquota_polls_total");
     let upstream_before = env.sim_requests_for("ims", project).await?;
-    for _ in 0..3 {
+    for i in 1..=3 {
         env.refresh(ns, "images").await?;
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        // One refresh at a time (two landing in one reconcile would be one poll): wait for its
+        // upstream request instead of sleeping a guess.
+        env.eventually("the refresh's upstream request", POLL, || async {
+            let n = env.sim_requests_for("ims", project).await? - upstream_before;
+            if n >= i {
+                Ok(())
+            } else {
+                Err(format!("{n} upstream requests after {i} refreshes"))
+            }
+        })
+        .await?;
     }
     env.eventually(
         "three refreshes evaluated by both objects",
@@ -238,6 +248,17 @@ async fn threshold_events(env: &mut Env) -> Result {
             }
         },
     )
+    .await?;
+    // The third record's write may still be in flight: wait for it, then let anything extra
+    // arrive before counting exactly.
+    env.eventually("the three refresh records written", POLL, || async {
+        let w = metric(&env.metrics().await?, "cloudquota_status_writes_total").unwrap_or(-1.0);
+        if w >= writes_before + 3.0 {
+            Ok(())
+        } else {
+            Err(format!("{} status writes", w - writes_before))
+        }
+    })
     .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let writes_after =
