@@ -68,7 +68,7 @@ step "tools"
 HELM="${HELM:-$(tool helm)}"
 PROMTOOL="$(tool promtool)"
 DASHBOARD_CHECK="$(tool dashboard-check)"
-ok "helm $("${HELM}" version --short), $("${PROMTOOL}" --version 2>&1 | head -n 1)"
+ok "helm $("${HELM}" version --short), promtool of Prometheus $(awk '$1 == "github.com/prometheus/prometheus" { print $2 }' "${ROOT}/hack/tools/promtool/go.mod")"
 
 render() { # template [helm args...]: one template of the chart, rendered
   local template="$1"
