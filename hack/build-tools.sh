@@ -87,6 +87,7 @@ KUBE_MINOR="${KUBE_VERSION#v*.}"; KUBE_MINOR="${KUBE_MINOR%%.*}"
 declare -A MODULE_TOOLS=(
   [promql-check]=promql
   [gitops-health]=gitops-health
+  [actionlint]=actionlint
   [promtool]=promtool:github.com/prometheus/prometheus/cmd/promtool
   [dashboard-check]=dashboard
 )
