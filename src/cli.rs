@@ -20,7 +20,7 @@ use crate::domain::thresholds::Policy;
 use crate::crd::{CloudQuota, Provider, ResourceStatus, Service, Thresholds};
 use crate::providers::http::{HttpClient, HttpConfig};
 use crate::providers::{self, Credentials, Providers, Target};
-use crate::sign::Secret;
+use crate::sign::SecretString;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -362,10 +362,10 @@ fn fetch_credentials(args: &FetchArgs) -> Result<Credentials, String> {
     match (nonempty(&args.access_key_id), nonempty(&args.secret_access_key), nonempty(&args.bearer_token)) {
         (Some(ak), Some(sk), _) => Ok(Credentials::AccessKey {
             access_key_id: ak,
-            secret_access_key: Secret::new(sk),
-            security_token: nonempty(&args.security_token).map(Secret::new),
+            secret_access_key: SecretString::from(sk),
+            security_token: nonempty(&args.security_token).map(SecretString::from),
         }),
-        (None, None, Some(t)) => Ok(Credentials::Bearer(Secret::new(t))),
+        (None, None, Some(t)) => Ok(Credentials::Bearer(SecretString::from(t))),
         (Some(_), None, _) | (None, Some(_), _) => Err("set both CLOUDQUOTA_ACCESS_KEY_ID and CLOUDQUOTA_SECRET_ACCESS_KEY".into()),
         (None, None, None) => Err("no credentials: set CLOUDQUOTA_ACCESS_KEY_ID + CLOUDQUOTA_SECRET_ACCESS_KEY, or CLOUDQUOTA_BEARER_TOKEN".into()),
     }

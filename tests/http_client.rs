@@ -13,7 +13,7 @@ use axum::routing::any;
 use cloudquota::crd::{Provider, Service};
 use cloudquota::providers::http::{HttpClient, HttpConfig, RetryPolicy};
 use cloudquota::providers::{Credentials, ProviderError, Providers, Target};
-use cloudquota::sign::Secret;
+use cloudquota::sign::SecretString;
 
 async fn serve(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -25,7 +25,7 @@ async fn serve(app: Router) -> String {
 fn creds() -> Credentials {
     Credentials::AccessKey {
         access_key_id: "AKID".into(),
-        secret_access_key: Secret::new("sk-value-1234"),
+        secret_access_key: SecretString::from("sk-value-1234"),
         security_token: None,
     }
 }

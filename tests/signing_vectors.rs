@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use cloudquota::sign::huawei::{self, HuaweiCredentials, HuaweiRequest};
 use cloudquota::sign::zenlayer::{self, ZenlayerCredentials, ZenlayerRequest};
-use cloudquota::sign::{Secret, Signed};
+use cloudquota::sign::{SecretString, Signed};
 use jiff::Timestamp;
 use serde_json::Value;
 
@@ -192,7 +192,7 @@ fn zenlayer_sdk_vectors() {
         };
         if let Some(token) = opt(inp, "token") {
             bearer_count += 1;
-            match zenlayer::bearer_headers(&req, &Secret::new(token)) {
+            match zenlayer::bearer_headers(&req, &SecretString::from(token)) {
                 Ok(h) => {
                     f.check(
                         name,

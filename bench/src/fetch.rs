@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use cloudquota::crd::{Provider, Service};
 use cloudquota::providers::http::{HttpClient, HttpConfig};
 use cloudquota::providers::{Credentials, Providers, Target};
-use cloudquota::sign::Secret as SecretValue;
+use cloudquota::sign::SecretString;
 
 use crate::FetchArgs;
 use crate::check_loopback;
@@ -59,7 +59,7 @@ fn target(a: &FetchArgs) -> Result<(Target, Credentials), String> {
     };
     let creds = Credentials::AccessKey {
         access_key_id: a.ak.clone(),
-        secret_access_key: SecretValue::new(a.sk.clone()),
+        secret_access_key: SecretString::from(a.sk.clone()),
         security_token: None,
     };
     Ok((target, creds))
@@ -220,7 +220,7 @@ async fn breakdown_huawei(
             huawei_ims::parse as fn(&[u8]) -> _,
         ),
     };
-    let keys = hs::HuaweiCredentials::new(a.ak.clone(), SecretValue::new(a.sk.clone()));
+    let keys = hs::HuaweiCredentials::new(a.ak.clone(), SecretString::from(a.sk.clone()));
     let req = hs::HuaweiRequest {
         method: "GET",
         host: &host,

@@ -10,7 +10,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use cloudquota::sign::zenlayer::{
     ZenlayerCredentials, ZenlayerRequest, bearer_headers, canonical_request, sign,
 };
-use cloudquota::sign::{Secret, SignError};
+use cloudquota::sign::{SecretString, SignError};
 use cloudquota_fuzz::{OTHER_SECRET, ZenlayerVectorInput, assert_not_leaked};
 use libfuzzer_sys::fuzz_target;
 
@@ -132,7 +132,7 @@ fn run(input: Input) {
     }
 
     // Bearer token.
-    let token = Secret::new(input.token.clone());
+    let token = SecretString::from(input.token.clone());
     let stripped = py_strip(&input.token);
     match bearer_headers(&req, &token) {
         Err(e) => {
@@ -143,7 +143,7 @@ fn run(input: Input) {
             assert!(!stripped.is_empty());
             assert_eq!(authorization(h.iter()), format!("Bearer {stripped}"));
             let debug = format!("{h:?} {token:?}");
-            let other_token = Secret::new(OTHER_SECRET);
+            let other_token = SecretString::from(OTHER_SECRET);
             let other = bearer_headers(&req, &other_token).unwrap();
             let other_debug = format!("{other:?} {other_token:?}");
             assert_not_leaked("bearer token", stripped, &debug, &other_debug);

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use cloudquota::sign::huawei::{self, HuaweiCredentials, HuaweiRequest};
 use cloudquota::sign::zenlayer::{self, ZenlayerCredentials, ZenlayerRequest};
-use cloudquota::sign::{Secret, Signed};
+use cloudquota::sign::{SecretString, Signed};
 use cloudquota_sim::{
     self as sim, BearerToken, Credential, DEMO_ACCESS_KEY, DEMO_SECRET_KEY, DEMO_TOKEN, Fault,
     FaultRule, ImsPath, Service, SimConfig, SimHandle, SimResource, UnitStyle,
@@ -145,7 +145,7 @@ async fn zl_demo(sim: &SimHandle, body: &[u8]) -> reqwest::Response {
 async fn zl_bearer(sim: &SimHandle, token: &str) -> reqwest::Response {
     let host = sim.addr().to_string();
     let req = zl_request(&host, "DescribeImageQuota", b"{}");
-    let headers = zenlayer::bearer_headers(&req, &Secret::new(token)).unwrap();
+    let headers = zenlayer::bearer_headers(&req, &SecretString::from(token)).unwrap();
     try_send(sim, "POST", &req.path(), headers.iter(), b"{}".to_vec())
         .await
         .unwrap()
@@ -1287,7 +1287,7 @@ async fn binary_prints_address_and_exits_on_sigterm() {
     // The --token flag took effect.
     let host = base.trim_start_matches("http://").to_string();
     let req = zl_request(&host, "DescribeImageQuota", b"{}");
-    let headers = zenlayer::bearer_headers(&req, &Secret::new("bin-token")).unwrap();
+    let headers = zenlayer::bearer_headers(&req, &SecretString::from("bin-token")).unwrap();
     let mut rb = client().post(format!("{base}/api/v2/vm"));
     for (k, v) in headers.iter() {
         rb = rb.header(k, v);

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::domain::model::Sample;
 use crate::crd::{Provider, Service};
 use crate::providers::{Credentials, ProviderError, Target};
+use crate::sign::ExposeSecret;
 
 /// Identity of an upstream read.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -41,19 +42,19 @@ impl FetchKey {
                 h.update(b"ak\0");
                 h.update(access_key_id.as_bytes());
                 h.update(b"\0");
-                h.update(secret_access_key.expose().as_bytes());
+                h.update(secret_access_key.expose_secret().as_bytes());
                 h.update(b"\0");
                 h.update(
                     security_token
                         .as_ref()
-                        .map(|t| t.expose())
+                        .map(|t| t.expose_secret())
                         .unwrap_or("")
                         .as_bytes(),
                 );
             }
             Credentials::Bearer(t) => {
                 h.update(b"bearer\0");
-                h.update(t.expose().as_bytes());
+                h.update(t.expose_secret().as_bytes());
             }
         }
         let mut zones = target.zones.clone();
@@ -200,7 +201,7 @@ impl FetchCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sign::Secret;
+    use crate::sign::SecretString;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn target() -> Target {
@@ -216,7 +217,7 @@ mod tests {
     fn creds(sk: &str) -> Credentials {
         Credentials::AccessKey {
             access_key_id: "AK".into(),
-            secret_access_key: Secret::new(sk),
+            secret_access_key: SecretString::from(sk),
             security_token: None,
         }
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 
 use crate::providers::Credentials;
-use crate::sign::Secret;
+use crate::sign::SecretString;
 
 pub const ACCESS_KEY_ID: &str = "accessKeyId";
 pub const SECRET_ACCESS_KEY: &str = "secretAccessKey";
@@ -76,11 +76,11 @@ pub fn from_secret_data(
     match (ak, sk, bearer) {
         (Some(access_key_id), Some(sk), _) => Ok(Credentials::AccessKey {
             access_key_id,
-            secret_access_key: Secret::new(sk),
-            security_token: token.map(Secret::new),
+            secret_access_key: SecretString::from(sk),
+            security_token: token.map(SecretString::from),
         }),
         (Some(_), None, _) | (None, Some(_), _) => Err(CredentialsError::Incomplete(secret.into())),
-        (None, None, Some(t)) => Ok(Credentials::Bearer(Secret::new(t))),
+        (None, None, Some(t)) => Ok(Credentials::Bearer(SecretString::from(t))),
         (None, None, None) => Err(CredentialsError::NoKeys(secret.into())),
     }
 }
@@ -88,6 +88,7 @@ pub fn from_secret_data(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sign::ExposeSecret;
 
     fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, ByteString> {
         pairs
@@ -114,8 +115,8 @@ mod tests {
                 security_token,
             } => {
                 assert_eq!(access_key_id, "AK");
-                assert_eq!(secret_access_key.expose(), "SK");
-                assert_eq!(security_token.unwrap().expose(), "TOK");
+                assert_eq!(secret_access_key.expose_secret(), "SK");
+                assert_eq!(security_token.unwrap().expose_secret(), "TOK");
             }
             _ => panic!("expected access keys"),
         }

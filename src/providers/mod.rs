@@ -12,7 +12,7 @@ use url::Url;
 
 use crate::domain::model::Sample;
 use crate::crd::{Provider, Service};
-use crate::sign::Secret;
+use crate::sign::{ExposeSecret, SecretString};
 
 pub mod errors;
 pub mod http;
@@ -33,10 +33,10 @@ pub const ZENLAYER_DEFAULT_ENDPOINT: &str = "https://console.zenlayer.com/api/v2
 pub enum Credentials {
     AccessKey {
         access_key_id: String,
-        secret_access_key: Secret,
-        security_token: Option<Secret>,
+        secret_access_key: SecretString,
+        security_token: Option<SecretString>,
     },
-    Bearer(Secret),
+    Bearer(SecretString),
 }
 
 impl Credentials {
@@ -48,11 +48,11 @@ impl Credentials {
                 secret_access_key,
                 security_token,
             } => {
-                let mut v = vec![access_key_id.as_str(), secret_access_key.expose()];
-                v.extend(security_token.as_ref().map(|t| t.expose()));
+                let mut v = vec![access_key_id.as_str(), secret_access_key.expose_secret()];
+                v.extend(security_token.as_ref().map(|t| t.expose_secret()));
                 v
             }
-            Credentials::Bearer(t) => vec![t.expose()],
+            Credentials::Bearer(t) => vec![t.expose_secret()],
         }
     }
 }

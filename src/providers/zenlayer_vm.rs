@@ -15,6 +15,7 @@ use super::http::{self, HttpClient, UpstreamLabels};
 use super::huawei::host_port;
 use super::{Credentials, ProviderError, QuotaProvider, Target, parse};
 use crate::domain::model::{Quota, Sample};
+use crate::sign::ExposeSecret;
 use crate::sign::zenlayer::{self, ZenlayerCredentials, ZenlayerRequest};
 
 pub const ACTION: &str = "DescribeImageQuota";
@@ -148,8 +149,9 @@ impl QuotaProvider for ZenlayerVm {
                     secret_access_key,
                     ..
                 } => {
-                    let keys = ZenlayerCredentials::new(access_key_id, secret_access_key.expose())
-                        .map_err(sign_err)?;
+                    let keys =
+                        ZenlayerCredentials::new(access_key_id, secret_access_key.expose_secret())
+                            .map_err(sign_err)?;
                     zenlayer::sign(&req, &keys, Timestamp::now())
                         .map_err(sign_err)?
                         .headers

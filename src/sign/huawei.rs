@@ -27,7 +27,10 @@ use jiff::Timestamp;
 use jiff::tz::Offset;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::{HeaderList, Secret, SignError, Signed, hmac_sha256_hex, py_strip, sha256_hex};
+use super::{
+    ExposeSecret, HeaderList, SecretString, SignError, Signed, hmac_sha256_hex, py_strip,
+    sha256_hex,
+};
 
 /// The signing algorithm name.
 pub const ALGORITHM: &str = "SDK-HMAC-SHA256";
@@ -55,13 +58,13 @@ const PY_QUOTE: &AsciiSet = &NON_ALPHANUMERIC
 #[derive(Clone)]
 pub struct HuaweiCredentials {
     access_key: String,
-    secret_key: Secret,
-    security_token: Option<Secret>,
+    secret_key: SecretString,
+    security_token: Option<SecretString>,
 }
 
 impl HuaweiCredentials {
     /// Permanent AK/SK credentials. Keys are used exactly as given (the SDK does not trim).
-    pub fn new(access_key: impl Into<String>, secret_key: impl Into<Secret>) -> Self {
+    pub fn new(access_key: impl Into<String>, secret_key: impl Into<SecretString>) -> Self {
         Self {
             access_key: access_key.into(),
             secret_key: secret_key.into(),
@@ -70,7 +73,7 @@ impl HuaweiCredentials {
     }
 
     /// Temporary credentials: adds `X-Security-Token` (signed) to every request.
-    pub fn with_security_token(mut self, token: impl Into<Secret>) -> Self {
+    pub fn with_security_token(mut self, token: impl Into<SecretString>) -> Self {
         self.security_token = Some(token.into());
         self
     }
@@ -81,7 +84,7 @@ impl HuaweiCredentials {
     }
 
     /// The security token, if any.
-    pub fn security_token(&self) -> Option<&Secret> {
+    pub fn security_token(&self) -> Option<&SecretString> {
         self.security_token.as_ref()
     }
 }
@@ -240,7 +243,7 @@ pub fn sign(
     if creds.access_key.is_empty() {
         return Err(SignError::EmptyAccessKey);
     }
-    if creds.secret_key.is_empty() {
+    if creds.secret_key.expose_secret().is_empty() {
         return Err(SignError::EmptySecretKey);
     }
     if !req.path.starts_with('/') {
@@ -264,7 +267,7 @@ pub fn sign(
         headers.set_exact(HEADER_PROJECT_ID, pid);
     }
     if let Some(token) = &creds.security_token {
-        headers.set_exact(HEADER_SECURITY_TOKEN, token.expose());
+        headers.set_exact(HEADER_SECURITY_TOKEN, token.expose_secret());
     }
 
     // 2. Signer._process_content_header: an exact-case, *unstripped* Content-Type lookup.
@@ -353,7 +356,7 @@ pub fn sign(
         sha256_hex(canonical_request.as_bytes())
     );
     let signature = hmac_sha256_hex(
-        creds.secret_key.expose().as_bytes(),
+        creds.secret_key.expose_secret().as_bytes(),
         string_to_sign.as_bytes(),
     );
     headers.set_exact(

@@ -8,9 +8,11 @@
 //! reproducible in tests. `tests/signing_vectors.rs` checks both signers byte for byte against
 //! vectors produced by the SDKs' own code (`hack/gen-vectors.sh`).
 //!
-//! Secrets (secret keys, security tokens, bearer tokens) are held in [`Secret`], whose `Debug`
-//! prints `***` and which has no `Display`; [`HeaderList`]'s `Debug` hides the values of
-//! `Authorization` and `X-Security-Token`. No [`SignError`] message contains request data.
+//! Secrets (secret keys, security tokens, bearer tokens) are held in [`SecretString`] (the
+//! `secrecy` crate): its `Debug` prints `[REDACTED]`, it has no `Display`, the raw value is only
+//! reachable through [`ExposeSecret::expose_secret`], and the memory is zeroized on drop.
+//! [`HeaderList`]'s `Debug` hides the values of `Authorization` and `X-Security-Token`. No
+//! [`SignError`] message contains request data.
 
 use std::fmt;
 
@@ -20,47 +22,8 @@ use sha2::{Digest, Sha256};
 pub mod huawei;
 pub mod zenlayer;
 
-/// A secret string: a secret key, a security token or a bearer token.
-///
-/// `Debug` prints `***`; there is deliberately no `Display`. Use [`Secret::expose`] at the one
-/// place the raw value is needed.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The raw secret. Never log the result.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Whether the secret is the empty string.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Self(value)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Self(value.to_owned())
-    }
-}
+/// A secret string (secret key, security token, bearer token), and the one way to read it.
+pub use secrecy::{ExposeSecret, SecretString};
 
 /// Why a request could not be signed. Messages never contain keys, tokens or request data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -264,10 +227,12 @@ mod tests {
 
     #[test]
     fn secret_debug_is_redacted() {
-        let s = Secret::new("super-secret");
-        assert_eq!(format!("{s:?}"), "***");
-        assert_eq!(format!("{:?}", Some(s.clone())), "Some(***)");
-        assert_eq!(s.expose(), "super-secret");
+        let s = SecretString::from("super-secret");
+        for dbg in [format!("{s:?}"), format!("{:?}", Some(s.clone()))] {
+            assert!(!dbg.contains("super-secret"), "{dbg}");
+            assert!(dbg.contains("REDACTED"), "{dbg}");
+        }
+        assert_eq!(s.expose_secret(), "super-secret");
     }
 
     #[test]

@@ -19,7 +19,10 @@
 
 use jiff::Timestamp;
 
-use super::{HeaderList, Secret, SignError, Signed, hmac_sha256_hex, py_strip, sha256_hex};
+use super::{
+    ExposeSecret, HeaderList, SecretString, SignError, Signed, hmac_sha256_hex, py_strip,
+    sha256_hex,
+};
 
 /// The signing algorithm name (also the `x-zc-signature-method` value).
 pub const ALGORITHM: &str = "ZC2-HMAC-SHA256";
@@ -41,7 +44,7 @@ pub const SIGNED_HEADERS: &str = "content-type;host";
 #[derive(Clone)]
 pub struct ZenlayerCredentials {
     access_key_id: String,
-    access_key_password: Secret,
+    access_key_password: SecretString,
 }
 
 impl ZenlayerCredentials {
@@ -60,7 +63,7 @@ impl ZenlayerCredentials {
         }
         Ok(Self {
             access_key_id: id.to_owned(),
-            access_key_password: Secret::new(password),
+            access_key_password: SecretString::from(password),
         })
     }
 
@@ -151,7 +154,7 @@ pub fn sign(
     if creds.access_key_id.is_empty() {
         return Err(SignError::EmptyAccessKey);
     }
-    if creds.access_key_password.is_empty() {
+    if creds.access_key_password.expose_secret().is_empty() {
         return Err(SignError::EmptySecretKey);
     }
     let timestamp = now.as_second().to_string();
@@ -165,7 +168,7 @@ pub fn sign(
         sha256_hex(canonical_request.as_bytes())
     );
     let signature = hmac_sha256_hex(
-        creds.access_key_password.expose().as_bytes(),
+        creds.access_key_password.expose_secret().as_bytes(),
         string_to_sign.as_bytes(),
     );
     headers.set_exact(
@@ -188,8 +191,11 @@ pub fn sign(
 /// Headers for bearer-token auth (the SDK's `TokenCredential`): the common `x-zc-*`, `host`
 /// and `Content-Type` headers plus `Authorization: Bearer <token>`. The token is `strip()`ped
 /// like the SDK does; no timestamp or signature-method header is sent.
-pub fn bearer_headers(req: &ZenlayerRequest<'_>, token: &Secret) -> Result<HeaderList, SignError> {
-    let token = py_strip(token.expose());
+pub fn bearer_headers(
+    req: &ZenlayerRequest<'_>,
+    token: &SecretString,
+) -> Result<HeaderList, SignError> {
+    let token = py_strip(token.expose_secret());
     if token.is_empty() {
         return Err(SignError::EmptyToken);
     }
@@ -276,19 +282,19 @@ mod tests {
             SignError::EmptySecretKey
         );
         let c = ZenlayerCredentials::new("a", " pw-value ").unwrap();
-        assert_eq!(c.access_key_password.expose(), "pw-value");
+        assert_eq!(c.access_key_password.expose_secret(), "pw-value");
         assert!(!format!("{c:?}").contains("pw-value"));
     }
 
     #[test]
     fn bearer() {
         let req = quota_request(b"{}");
-        let h = bearer_headers(&req, &Secret::new(" tok \n")).unwrap();
+        let h = bearer_headers(&req, &SecretString::from(" tok \n")).unwrap();
         assert_eq!(h.get("authorization"), Some("Bearer tok"));
         assert_eq!(h.get("x-zc-timestamp"), None);
         assert!(!format!("{h:?}").contains("tok"));
         assert_eq!(
-            bearer_headers(&req, &Secret::new("  ")),
+            bearer_headers(&req, &SecretString::from("  ")),
             Err(SignError::EmptyToken)
         );
     }
