@@ -6,6 +6,8 @@
 mod cq;
 mod env;
 mod faults;
+mod plugin;
+use plugin::{dashboard_metrics_exported, kubectl_plugin_top};
 mod gitops;
 use faults::{
     fault_apiserver_restart, fault_etcd_restart, fault_leader_failover, fault_operator_sigkill,
@@ -658,6 +660,8 @@ fn main() {
             fault_operator_sigkill,
             fault_leader_failover,
             fault_provider_errors,
+            kubectl_plugin_top,
+            dashboard_metrics_exported,
             restart_is_quiet,
             deleted_objects_leave_no_series,
             no_secret_leaks,
