@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
 # The demo: a local control plane (kube-apiserver + etcd built from Go modules), the simulated
 # cloud and the operator, with the four sample CloudQuotas; usage moves across thresholds and
-# the table and Events update. Runs until Ctrl-C, or for --duration SECONDS and exits 0.
+# the table and Events update. Runs until Ctrl-C, or for --duration SECONDS and exits 0 if
+# every sample CloudQuota is Ready (1 otherwise).
 #
 #   hack/demo.sh                 # run until Ctrl-C
 #   hack/demo.sh --duration 90   # bounded run (CI-friendly)
+#   --step S    seconds between usage changes (default 8)
+#   --clean     delete the demo dir (control plane data, logs) on exit
+# The dir is $CLOUDQUOTA_DEMO_DIR (default /tmp/cloudquota-demo). With CLOUDQUOTA_ARTIFACTS_DIR
+# set (hack/test.sh), its logs (operator, simulator, control plane) are copied there on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)
+# shellcheck source=hack/lib/artifacts.sh
+. hack/lib/artifacts.sh
 
 duration=0
 step=8
+clean=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
     --step) step=$2; shift 2 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    --clean) clean=1; shift ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -30,6 +38,10 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   hack/controlplane.sh stop "$dir" >/dev/null 2>&1 || true
+  artifacts_save "$dir" demo
+  if [ "$clean" = 1 ]; then
+    CLOUDQUOTA_ARTIFACTS_DIR='' hack/controlplane.sh destroy "$dir" >/dev/null 2>&1 || true  # saved above
+  fi
 }
 trap cleanup EXIT
 trap 'exit 0' INT TERM
@@ -45,7 +57,12 @@ kubectl() { "$CLOUDQUOTA_KUBECTL" "$@"; }
 log "starting the simulated cloud"
 exec 3< <(RUST_LOG=warn target/debug/cloudquota-sim --listen 127.0.0.1:0 2>"$dir/sim.log")
 pids+=($!)
-read -r first <&3
+# Bounded: a simulator that dies before its first line would otherwise block here forever.
+if ! read -r -t 60 first <&3; then
+  log "the simulated cloud did not start within 60s; $dir/sim.log:"
+  cat "$dir/sim.log" >&2 || true
+  exit 1
+fi
 sim=${first#listening on }
 log "simulated cloud at $sim"
 
@@ -106,6 +123,12 @@ start=$(date +%s)
 i=0
 while :; do
   if [ "$duration" -gt 0 ] && [ $(( $(date +%s) - start )) -ge "$duration" ]; then
+    # The demo's promise, checked: every sample reaches Ready (waited for, not sampled).
+    if ! kubectl wait --for=condition=Ready=True --timeout=60s -n demo cloudquotas --all >&2; then
+      log "not every CloudQuota is Ready; operator log: $dir/operator.log"
+      kubectl get cloudquotas -n demo -o wide >&2 || true
+      exit 1
+    fi
     log "bounded run of ${duration}s done"
     exit 0
   fi
