@@ -12,12 +12,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use kube::CustomResourceExt;
 
 use crate::controller::{self, LeaderElection, RunConfig, Settings};
+use crate::crd::{CloudQuota, Provider, ResourceStatus, Service, Thresholds};
 use crate::domain::allowlist::{Allowlist, DEFAULT_ALLOWED_HOSTS};
 use crate::domain::check::{self, Need, Verdict};
 use crate::domain::duration;
 use crate::domain::status::resource_label;
 use crate::domain::thresholds::Policy;
-use crate::crd::{CloudQuota, Provider, ResourceStatus, Service, Thresholds};
 use crate::providers::http::{HttpClient, HttpConfig};
 use crate::providers::{self, Credentials, Providers, Target};
 use crate::sign::SecretString;
@@ -107,8 +107,20 @@ pub struct RunArgs {
     /// Namespace of the Lease (default: $POD_NAMESPACE, else `default`).
     #[arg(long, env = "POD_NAMESPACE")]
     pub lease_namespace: Option<String>,
+    /// Lease duration. Leadership also ends when no renewal could be confirmed within two
+    /// thirds of it (the renew deadline), so a replica cut off from the API server stops
+    /// writing before a standby may take over.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub lease_duration: Duration,
+    /// On SIGTERM, in-flight reconciles get this long before they are cut off and the Lease is
+    /// released: keep it below the pod's terminationGracePeriodSeconds.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// Also export each resource's effective warning and critical thresholds as ratios
+    /// (`cloudquota_resource_warning_ratio`, `cloudquota_resource_critical_ratio`), for
+    /// dashboards that draw threshold lines. Two more series per resource.
+    #[arg(long)]
+    pub export_thresholds: bool,
     /// Identity for the Lease and Events (default: $POD_NAME, else the host name).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
@@ -188,7 +200,9 @@ pub struct CheckArgs {
     /// RESOURCE[@ZONE]=N (repeatable), e.g. volumes_SSD=10.
     #[arg(long = "need", required = true)]
     pub needs: Vec<Need>,
-    /// Treat status older than this as Unknown.
+    /// Answer Unknown when the data may be older than this. Default: three times the
+    /// object's interval. The age is judged by the operator's Lease while it is fresh (the
+    /// operator writes status only on change), else by lastSyncTime.
     #[arg(long, value_parser = parse_duration)]
     pub max_age: Option<Duration>,
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
@@ -292,6 +306,19 @@ pub async fn main() -> ExitCode {
     }
 }
 
+/// The operator's Kubernetes client. Its User-Agent names the replica, so the API server's
+/// audit log tells the replicas' writes apart (who wrote after losing the Lease?).
+async fn operator_client(identity: &str) -> Result<kube::Client, String> {
+    let mut config = kube::Config::infer()
+        .await
+        .map_err(|e| format!("Kubernetes client: {e}"))?;
+    let agent = format!("cloudquota/{} ({identity})", env!("CARGO_PKG_VERSION"));
+    if let Ok(v) = http::HeaderValue::from_str(&agent) {
+        config.headers.push((http::header::USER_AGENT, v));
+    }
+    kube::Client::try_from(config).map_err(|e| format!("Kubernetes client: {e}"))
+}
+
 async fn run(args: RunArgs) -> Result<(), String> {
     let hosts: Vec<String> = if args.allowed_hosts.is_empty() {
         DEFAULT_ALLOWED_HOSTS
@@ -311,15 +338,20 @@ async fn run(args: RunArgs) -> Result<(), String> {
         .clone()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| format!("cloudquota-{}", std::process::id()));
-    let client = kube::Client::try_default()
-        .await
-        .map_err(|e| format!("Kubernetes client: {e}"))?;
+    let client = operator_client(&identity).await?;
+    let lease_namespace = args
+        .lease_namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
     let config = RunConfig {
         settings: Settings {
             allowlist,
             heartbeat: args.heartbeat,
             jitter: args.jitter,
             secret_ttl: args.secret_ttl,
+            operator_lease: args
+                .leader_elect
+                .then(|| format!("{}/{}", lease_namespace, args.lease_name)),
         },
         http: HttpConfig {
             timeout: args.http_timeout,
@@ -332,13 +364,12 @@ async fn run(args: RunArgs) -> Result<(), String> {
         metrics_addr: args.metrics_addr,
         leader_election: args.leader_elect.then(|| LeaderElection {
             lease_name: args.lease_name.clone(),
-            lease_namespace: args
-                .lease_namespace
-                .clone()
-                .unwrap_or_else(|| "default".into()),
+            lease_namespace: lease_namespace.clone(),
             lease_duration: args.lease_duration,
         }),
         identity,
+        export_thresholds: args.export_thresholds,
+        shutdown_timeout: args.shutdown_timeout,
     };
     tracing::info!(
         allowed_hosts = ?hosts,
@@ -492,6 +523,21 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
     out
 }
 
+fn cloudquota_interval(cq: &CloudQuota) -> Duration {
+    crate::controller::validate::interval(cq)
+}
+
+/// When the operator last renewed its Lease (`namespace/name`), if it still holds it. Not
+/// being allowed to read it is no error: `check` then judges by `lastSyncTime` alone.
+async fn lease_renewal(client: &kube::Client, lease: &str) -> Option<k8s_openapi::jiff::Timestamp> {
+    let (ns, name) = lease.split_once('/')?;
+    let api: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(client.clone(), ns);
+    let spec = api.get_opt(name).await.ok()??.spec?;
+    spec.holder_identity.as_ref()?;
+    spec.renew_time.map(|t| t.0)
+}
+
 async fn check(args: CheckArgs) -> Result<(String, u8), String> {
     let client = kube::Client::try_default()
         .await
@@ -500,18 +546,31 @@ async fn check(args: CheckArgs) -> Result<(String, u8), String> {
         .namespace
         .clone()
         .unwrap_or_else(|| client.default_namespace().to_string());
-    let api: kube::Api<CloudQuota> = kube::Api::namespaced(client, &ns);
+    let api: kube::Api<CloudQuota> = kube::Api::namespaced(client.clone(), &ns);
     let cq = api
         .get_opt(&args.name)
         .await
         .map_err(|e| format!("reading CloudQuota {ns}/{}: {e}", args.name))?;
     let results = match &cq {
-        Some(cq) => check::evaluate(
-            cq.status.as_ref(),
-            &args.needs,
-            args.max_age,
-            k8s_openapi::jiff::Timestamp::now(),
-        ),
+        Some(cq) => {
+            let lease = cq.status.as_ref().and_then(|s| s.operator_lease.as_deref());
+            let lease_renewed = match lease {
+                Some(l) => lease_renewal(&client, l).await,
+                None => None,
+            };
+            let observed = check::Observed {
+                status: cq.status.as_ref(),
+                generation: cq.metadata.generation,
+                interval: cloudquota_interval(cq),
+                lease_renewed,
+            };
+            check::evaluate_observed(
+                &observed,
+                &args.needs,
+                args.max_age,
+                k8s_openapi::jiff::Timestamp::now(),
+            )
+        }
         None => args
             .needs
             .iter()

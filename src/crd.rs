@@ -273,15 +273,36 @@ pub struct CloudQuotaStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worst: Option<String>,
 
+    /// The Lease (`namespace/name`) the operator renews while it polls this object. Status is
+    /// written on change only (plus a heartbeat), so `lastSyncTime` can be up to a heartbeat
+    /// old on an unchanged quota; while this Lease is fresh the data is current to within one
+    /// interval (`cloudquota check` reads it, as Kubernetes reads a Node's Lease beside its
+    /// status). Absent without leader election.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_lease: Option<String>,
+
     /// The `cloudquota.io/refresh` annotation value last acted on: a different value asks for
     /// an immediate poll, also across operator restarts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_refresh: Option<String>,
 
-    /// Standard conditions: `Ready` (the last poll succeeded and data is current) and
-    /// `ThresholdExceeded` (some resource is at Warning or worse).
+    /// Standard conditions: `Ready` (the last poll succeeded and data is current),
+    /// `ThresholdExceeded` (some resource is at Warning or worse), and the kstatus pair
+    /// `Reconciling` (present while the current generation has not been polled yet) and
+    /// `Stalled` (present while retrying cannot help until someone changes something). A map
+    /// keyed by `type`: conditions that other tools add are kept by server-side apply.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
+}
+
+/// A list-map keyed by `type` (`x-kubernetes-list-type: map`), as Kubernetes' own APIs mark
+/// `conditions`, so each condition has its own field owner under server-side apply.
+fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = generator.subschema_for::<Vec<Condition>>();
+    schema.insert("x-kubernetes-list-type".into(), "map".into());
+    schema.insert("x-kubernetes-list-map-keys".into(), vec!["type"].into());
+    schema
 }
 
 /// `Option<Level>` as a plain nullable string enum: schemars would add `null` to the enum,

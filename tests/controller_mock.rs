@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use cloudquota::controller::cache::FetchCache;
 use cloudquota::controller::context::{Context, Settings};
+use cloudquota::controller::credentials::SecretCache;
+use cloudquota::controller::leader::Leadership;
 use cloudquota::controller::metrics::Metrics;
 use cloudquota::controller::reconcile::reconcile;
-use cloudquota::domain::allowlist::{Allowlist, DEFAULT_ALLOWED_HOSTS};
 use cloudquota::crd::{CloudQuota, CloudQuotaSpec, Provider, SecretRef, Service, Thresholds};
+use cloudquota::domain::allowlist::{Allowlist, DEFAULT_ALLOWED_HOSTS};
 use cloudquota::providers::Providers;
 use cloudquota::providers::http::{HttpClient, HttpConfig, RetryPolicy};
 use cloudquota_sim::{self as sim, DEMO_ACCESS_KEY, DEMO_SECRET_KEY, SimConfig};
@@ -114,10 +116,11 @@ fn context(client: kube::Client) -> Arc<Context> {
             heartbeat: Duration::from_secs(600),
             jitter: 0.0,
             secret_ttl: Duration::from_secs(10),
+            operator_lease: None,
         },
-        objects: Default::default(),
-        groups: Default::default(),
-        secrets: Default::default(),
+        secrets: SecretCache::new(Duration::from_secs(10)),
+        registry: Default::default(),
+        leader: Arc::new(Leadership::always()),
         trigger: tx,
     })
 }
@@ -206,6 +209,14 @@ fn expect(method: Method, path: &str, (status, reply): (StatusCode, Value)) -> E
     }
 }
 
+/// The condition of `type_` in a status body.
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
+}
+
 fn event_reply() -> Value {
     json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "disks.1", "namespace": "team-a"}, "eventTime": "2026-01-01T00:00:00.000000Z"})
 }
@@ -218,15 +229,32 @@ async fn first_poll_reads_secret_then_applies_status() {
     let v = verifier(
         handle,
         vec![
+            // A new object first says it is being polled (kstatus: Reconciling).
+            status_applied(&cq),
             expect(Method::GET, SECRET, ok(secret())),
             status_applied(&cq),
         ],
     );
     let action = reconcile(Arc::new(cq), ctx.clone()).await.unwrap();
     let bodies = v.await.unwrap();
-    let status = &bodies[1]["status"];
-    assert_eq!(status["conditions"][0]["type"], "Ready");
-    assert_eq!(status["conditions"][0]["status"], "True");
+    assert_eq!(
+        condition(&bodies[0]["status"], "Reconciling")["status"],
+        "True"
+    );
+    assert_eq!(
+        condition(&bodies[0]["status"], "Ready")["status"],
+        "Unknown"
+    );
+    let status = &bodies[2]["status"];
+    assert_eq!(condition(status, "Ready")["status"], "True");
+    assert!(
+        status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["type"] != "Reconciling"),
+        "polled: Reconciling is left out, so server-side apply removes it"
+    );
     let snaps = status["resources"]
         .as_array()
         .unwrap()
@@ -274,6 +302,7 @@ async fn crossing_posts_event_before_status_and_retry_does_not_repeat_it() {
     let v = verifier(
         handle,
         vec![
+            status_applied(&cq),
             expect(Method::GET, SECRET, ok(secret())),
             expect(
                 Method::GET,
@@ -307,18 +336,18 @@ async fn crossing_posts_event_before_status_and_retry_does_not_repeat_it() {
     );
     reconcile(cq.clone(), ctx.clone()).await.unwrap();
     let bodies = v.await.unwrap();
-    assert_eq!(bodies[2]["reason"], "ThresholdExceeded");
-    assert_eq!(bodies[2]["action"], "Evaluate/snapshots/Warning");
-    assert_eq!(bodies[2]["type"], "Warning");
+    assert_eq!(bodies[3]["reason"], "ThresholdExceeded");
+    assert_eq!(bodies[3]["action"], "Evaluate/snapshots/Warning");
+    assert_eq!(bodies[3]["type"], "Warning");
     assert!(
-        bodies[2]["note"]
+        bodies[3]["note"]
             .as_str()
             .unwrap()
             .contains("snapshots is Warning: 6/10 (60%)"),
         "{}",
-        bodies[2]["note"]
+        bodies[3]["note"]
     );
-    assert_eq!(bodies[5]["status"]["level"], "Warning");
+    assert_eq!(bodies[6]["status"]["level"], "Warning");
     sim.shutdown().await;
 }
 
@@ -385,6 +414,7 @@ async fn events_are_published_when_they_cannot_be_listed() {
     let v = verifier(
         handle,
         vec![
+            status_applied(&cq),
             expect(Method::GET, SECRET, ok(secret())),
             // An RBAC without `list` on Events: a repeat is better than a lost alert.
             expect(
@@ -401,7 +431,7 @@ async fn events_are_published_when_they_cannot_be_listed() {
     );
     reconcile(Arc::new(cq), ctx.clone()).await.unwrap();
     let bodies = v.await.unwrap();
-    assert_eq!(bodies[2]["reason"], "ThresholdExceeded");
+    assert_eq!(bodies[3]["reason"], "ThresholdExceeded");
     sim.shutdown().await;
 }
 
@@ -417,9 +447,11 @@ async fn nothing_changed_means_no_write() {
     let v = verifier(
         handle,
         vec![
+            status_applied(&a),
             expect(Method::GET, SECRET, ok(secret())),
             status_applied(&a),
             // B: the Secret and the answer come from the caches.
+            status_applied(&b),
             status_applied(&b),
             // A refresh of A polls upstream; the only change is the refresh it records.
             status_applied(&a),
@@ -434,11 +466,11 @@ async fn nothing_changed_means_no_write() {
     // A again with the same annotation: handled already, not due, nothing happens.
     reconcile(Arc::new(a.clone()), ctx.clone()).await.unwrap();
     let bodies = v.await.unwrap();
-    assert_eq!(bodies.len(), 4);
-    assert_eq!(bodies[3]["status"]["observedRefresh"], "1");
+    assert_eq!(bodies.len(), 6);
+    assert_eq!(bodies[5]["status"]["observedRefresh"], "1");
     assert_eq!(
-        bodies[3]["status"]["resources"],
-        bodies[1]["status"]["resources"]
+        bodies[5]["status"]["resources"],
+        bodies[2]["status"]["resources"]
     );
     assert_eq!(
         sim.counters().total,
@@ -463,9 +495,82 @@ async fn endpoint_not_allowed_sends_nothing_upstream() {
     reconcile(Arc::new(cq), ctx).await.unwrap();
     let bodies = v.await.unwrap();
     assert_eq!(bodies[1]["reason"], "QuotaFetchFailed");
-    let ready = &bodies[2]["status"]["conditions"][0];
+    let ready = condition(&bodies[2]["status"], "Ready");
     assert_eq!(
         (ready["status"].as_str(), ready["reason"].as_str()),
         (Some("False"), Some("EndpointNotAllowed"))
     );
+}
+
+fn forbidden() -> (StatusCode, Value) {
+    (
+        StatusCode::FORBIDDEN,
+        json!({"kind":"Status","apiVersion":"v1","status":"Failure","message":"forbidden","reason":"Forbidden","code":403}),
+    )
+}
+
+/// Defect: a failed Event publish used to be followed by the status write that records the
+/// transition, so the transition was never computed again and the alert was lost for good.
+#[tokio::test]
+async fn a_failed_event_publish_skips_the_status_write_and_is_retried() {
+    let sim = sim::start(SimConfig::default()).await.unwrap();
+    let (handle, ctx) = mock_api();
+    let cq = cloudquota(&sim.base_url(), 50);
+    let v = verifier(
+        handle,
+        vec![
+            status_applied(&cq),
+            expect(Method::GET, SECRET, ok(secret())),
+            expect(Method::GET, EVENTS_OF_DISKS, ok(event_list(json!([])))),
+            // RBAC denies Events for a while: no status write may follow.
+            expect(Method::POST, EVENTS, forbidden()),
+            // The retry computes the same transition and publishes it, then records it.
+            expect(Method::GET, EVENTS_OF_DISKS, ok(event_list(json!([])))),
+            expect(Method::POST, EVENTS, ok(event_reply())),
+            status_applied(&cq),
+        ],
+    );
+    let cq = Arc::new(cq);
+    assert!(reconcile(cq.clone(), ctx.clone()).await.is_err());
+    reconcile(cq.clone(), ctx.clone()).await.unwrap();
+    let bodies = v.await.unwrap();
+    assert_eq!(bodies[5]["reason"], "ThresholdExceeded");
+    assert_eq!(bodies[6]["status"]["level"], "Warning");
+    assert_eq!(
+        sim.counters().total,
+        1,
+        "the retry evaluates the cached answer"
+    );
+    sim.shutdown().await;
+}
+
+/// Defect: every round with Events listed the object's Events first, so one upstream blip on
+/// an account shared by N objects cost N Event LISTs each way. Once an object's Events are
+/// known to match its status, its next transitions are published without a list.
+#[tokio::test]
+async fn a_settled_object_publishes_without_listing_events() {
+    let sim = sim::start(SimConfig::default()).await.unwrap();
+    let (handle, ctx) = mock_api();
+    let mut cq = cloudquota(&sim.base_url(), 50);
+    let v = verifier(
+        handle,
+        vec![
+            status_applied(&cq),
+            expect(Method::GET, SECRET, ok(secret())),
+            // First round with Events since start: a predecessor may have published them.
+            expect(Method::GET, EVENTS_OF_DISKS, ok(event_list(json!([])))),
+            expect(Method::POST, EVENTS, ok(event_reply())),
+            status_applied(&cq),
+            // Critical at 60% now: published straight away.
+            expect(Method::POST, EVENTS, ok(event_reply())),
+            status_applied(&cq),
+        ],
+    );
+    reconcile(Arc::new(cq.clone()), ctx.clone()).await.unwrap();
+    cq.spec.thresholds.critical = 60;
+    cq.metadata.annotations = Some([("cloudquota.io/refresh".to_string(), "1".to_string())].into());
+    reconcile(Arc::new(cq), ctx.clone()).await.unwrap();
+    let bodies = v.await.unwrap();
+    assert_eq!(bodies[5]["action"], "Evaluate/snapshots/Critical");
+    sim.shutdown().await;
 }

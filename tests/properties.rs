@@ -11,6 +11,7 @@ use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
+use cloudquota::crd::{CloudQuotaStatus, Level, ThresholdOverride, Thresholds};
 use cloudquota::domain::check::{self, Need, Verdict};
 use cloudquota::domain::duration;
 use cloudquota::domain::model::{Limit, Quota, Sample};
@@ -18,7 +19,6 @@ use cloudquota::domain::status::{
     self, EventSpec, Failure, PollOutcome, READY, THRESHOLD_EXCEEDED, needs_write, next, reasons,
 };
 use cloudquota::domain::thresholds::{self, HYSTERESIS_POINTS, Pair, Policy};
-use cloudquota::crd::{CloudQuotaStatus, Level, ThresholdOverride, Thresholds};
 use cloudquota::providers::{huawei_dws, huawei_evs, huawei_ims, parse, zenlayer_vm};
 
 /// `cases` per property; `PROPTEST_CASES` overrides it for a longer local run.
@@ -298,6 +298,7 @@ proptest! {
                 Step::Failed(reason, message) => PollOutcome::Failed(Failure {
                     reason: (*reason).into(),
                     message: message.clone(),
+                    permanent: false,
                 }),
                 Step::Suspended => PollOutcome::Suspended,
             };
@@ -329,23 +330,30 @@ proptest! {
                     prop_assert_eq!(&st.worst, &p.worst);
                     prop_assert_eq!(&st.endpoint, &p.endpoint);
                     prop_assert_eq!(&st.last_sync_time, &p.last_sync_time);
-                    prop_assert_eq!(condition(st, THRESHOLD_EXCEEDED), condition(p, THRESHOLD_EXCEEDED));
-                    prop_assert_eq!(ready[0].status.as_str(), "False");
+                    // Kept as it was, but for the generation it now speaks for.
+                    let kept = |c: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>| c.map(|c| (c.status.clone(), c.reason.clone(), c.message.clone(), c.last_transition_time.clone()));
+                    prop_assert_eq!(kept(condition(st, THRESHOLD_EXCEEDED)), kept(condition(p, THRESHOLD_EXCEEDED)));
                     if let Step::Failed(reason, _) = s {
+                        prop_assert_eq!(ready[0].status.as_str(), "False");
                         prop_assert_eq!(ready[0].reason.as_str(), *reason);
+                    } else {
+                        // Suspended: paused as asked.
+                        prop_assert_eq!(ready[0].status.as_str(), "True");
+                        prop_assert_eq!(ready[0].reason.as_str(), "Suspended");
                     }
                     prop_assert!(n.events.iter().all(|e| !is_threshold_event(e)));
                 }
                 _ => {
                     prop_assert!(st.resources.is_empty());
-                    prop_assert_eq!(ready[0].status.as_str(), "False");
+                    let want = if matches!(s, Step::Suspended) { "True" } else { "False" };
+                    prop_assert_eq!(ready[0].status.as_str(), want);
                 }
             }
             // A repeated failure with the same reason publishes no second Event.
             if let Step::Failed(reason, message) = s {
                 let again = next(
                     Some(st),
-                    PollOutcome::Failed(Failure { reason: (*reason).into(), message: message.clone() }),
+                    PollOutcome::Failed(Failure { reason: (*reason).into(), message: message.clone(), permanent: false }),
                     generation,
                     now,
                 );

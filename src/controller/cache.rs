@@ -11,8 +11,8 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use sha2::{Digest, Sha256};
 
-use crate::domain::model::Sample;
 use crate::crd::{Provider, Service};
+use crate::domain::model::Sample;
 use crate::providers::{Credentials, ProviderError, Target};
 use crate::sign::ExposeSecret;
 

@@ -1,8 +1,13 @@
-//! Credentials from a Secret's data: the pure half (key names and validation) of reading them.
+//! Credentials from the object's own Secret: the pure half (key names and validation) and the
+//! IO half (one GET, shared for a short while by objects that name the same Secret).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret as K8sSecret;
+use kube::api::Api;
 
 use crate::providers::Credentials;
 use crate::sign::SecretString;
@@ -29,6 +34,21 @@ pub enum CredentialsError {
     ControlCharacter { secret: String, key: &'static str },
     #[error("Secret {0} has accessKeyId without secretAccessKey (or the reverse)")]
     Incomplete(String),
+}
+
+impl CredentialsError {
+    /// The `Ready` reason: a missing Secret, one the operator may not read, and one whose
+    /// values are malformed need different fixes.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            CredentialsError::NotFound(_) => "CredentialsMissing",
+            CredentialsError::Unreadable { .. } => "CredentialsUnreadable",
+            CredentialsError::NoKeys(_)
+            | CredentialsError::BadValue { .. }
+            | CredentialsError::ControlCharacter { .. }
+            | CredentialsError::Incomplete(_) => "CredentialsInvalid",
+        }
+    }
 }
 
 fn value(
@@ -82,6 +102,74 @@ pub fn from_secret_data(
         (Some(_), None, _) | (None, Some(_), _) => Err(CredentialsError::Incomplete(secret.into())),
         (None, None, Some(t)) => Ok(Credentials::Bearer(SecretString::from(t))),
         (None, None, None) => Err(CredentialsError::NoKeys(secret.into())),
+    }
+}
+
+/// Reading the Secret failed: the object's problem, or a passing API server problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    Credentials(#[from] CredentialsError),
+    /// Trouble with the API server itself is not the object's fault: the reconcile is retried,
+    /// nothing is cached, and it is not reported as missing credentials.
+    #[error("reading the credentials Secret failed: {0}")]
+    Transient(#[source] kube::Error),
+}
+
+type Entry = (Instant, Result<Credentials, CredentialsError>);
+
+/// Secret reads shared for `ttl` by the objects that name the same Secret, keyed by the
+/// Secret's namespace and name (the one thing they share).
+pub struct SecretCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<(String, String), Entry>>,
+}
+
+impl SecretCache {
+    pub fn new(ttl: Duration) -> SecretCache {
+        SecretCache {
+            ttl,
+            entries: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Credentials from the Secret `name` in `ns` (the CloudQuota's own namespace only).
+    pub async fn read(
+        &self,
+        client: &kube::Client,
+        ns: &str,
+        name: &str,
+    ) -> Result<Credentials, ReadError> {
+        let key = (ns.to_string(), name.to_string());
+        if let Some((at, v)) = self.lock().get(&key)
+            && at.elapsed() < self.ttl
+        {
+            return v.clone().map_err(ReadError::Credentials);
+        }
+        let api: Api<K8sSecret> = Api::namespaced(client.clone(), ns);
+        let result = match api.get_opt(name).await {
+            Ok(Some(s)) => from_secret_data(name, &s.data.unwrap_or_default()),
+            Ok(None) => Err(CredentialsError::NotFound(name.to_string())),
+            Err(kube::Error::Api(s)) if s.code != 429 && s.code < 500 => {
+                Err(CredentialsError::Unreadable {
+                    secret: name.to_string(),
+                    reason: format!("{} ({})", s.reason, s.code),
+                })
+            }
+            Err(e) => return Err(ReadError::Transient(e)),
+        };
+        self.lock().insert(key, (Instant::now(), result.clone()));
+        result.map_err(ReadError::Credentials)
+    }
+
+    /// Drops expired entries (Secrets nobody asked for lately).
+    pub fn evict_expired(&self) {
+        let ttl = self.ttl;
+        self.lock().retain(|_, (at, _)| at.elapsed() < ttl);
     }
 }
 
@@ -153,10 +241,17 @@ mod tests {
             ),
         ];
         for (d, want) in cases {
-            let e = from_secret_data("creds", &d).unwrap_err().to_string();
+            let err = from_secret_data("creds", &d).unwrap_err();
+            // Malformed values are not "missing": the Secret is there, its content is wrong.
+            assert_eq!(err.reason(), "CredentialsInvalid", "{err}");
+            let e = err.to_string();
             assert!(e.contains(want), "{e}");
             assert!(!e.contains("SUPERSECRET"));
         }
+        assert_eq!(
+            CredentialsError::NotFound("s".into()).reason(),
+            "CredentialsMissing"
+        );
         let debug = format!(
             "{:?}",
             from_secret_data(

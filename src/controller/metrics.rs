@@ -10,7 +10,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::crd::ResourceStatus;
+use super::registry::{Entry, Forgotten};
+use super::validate;
+use crate::crd::{CloudQuota, CloudQuotaStatus, Level, ResourceStatus};
+use crate::domain::status as domain_status;
+use crate::domain::thresholds::Policy;
 use crate::providers::http::UpstreamLabels;
 
 /// A label value shared by every series that carries it: an object's ~20 resource series (4
@@ -54,6 +58,14 @@ pub struct Metrics {
     pub resource_limit: Family<ResourceLabels, IntGauge>,
     pub resource_usage_ratio: Family<ResourceLabels, FloatGauge>,
     pub resource_unlimited: Family<ResourceLabels, IntGauge>,
+    /// 0 Ok, 1 Warning, 2 Critical, 3 Exhausted (as in status, hysteresis included); absent
+    /// for unlimited and ignored resources.
+    pub resource_level: Family<ResourceLabels, IntGauge>,
+    /// Each resource's effective thresholds as ratios, only with `--export-thresholds`.
+    pub resource_warning_ratio: Family<ResourceLabels, FloatGauge>,
+    pub resource_critical_ratio: Family<ResourceLabels, FloatGauge>,
+    export_thresholds: bool,
+    pub poll_interval: Family<ObjectLabels, FloatGauge>,
     pub polls: Family<PollLabels, Counter>,
     pub poll_duration: Histogram,
     pub reconcile_duration: Histogram,
@@ -69,12 +81,26 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new(upstream_requests: Family<UpstreamLabels, Counter>) -> Metrics {
+        Metrics::with_options(upstream_requests, false)
+    }
+
+    /// `export_thresholds`: also export each resource's warning and critical ratios (two
+    /// more series per resource, off by default).
+    pub fn with_options(
+        upstream_requests: Family<UpstreamLabels, Counter>,
+        export_thresholds: bool,
+    ) -> Metrics {
         let mut registry = Registry::default();
         let m = Metrics {
             resource_used: Family::default(),
             resource_limit: Family::default(),
             resource_usage_ratio: Family::default(),
             resource_unlimited: Family::default(),
+            resource_level: Family::default(),
+            resource_warning_ratio: Family::default(),
+            resource_critical_ratio: Family::default(),
+            export_thresholds,
+            poll_interval: Family::default(),
             polls: Family::default(),
             poll_duration: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             reconcile_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
@@ -86,7 +112,9 @@ impl Metrics {
             registry: Registry::default(),
             resource_registries: Vec::new(),
         };
-        let mut resource_registries: Vec<Registry> = (0..4).map(|_| Registry::default()).collect();
+        let parts = if export_thresholds { 7 } else { 5 };
+        let mut resource_registries: Vec<Registry> =
+            (0..parts).map(|_| Registry::default()).collect();
         resource_registries[0].register(
             "cloudquota_resource_used",
             "Amount of a quota resource in use",
@@ -106,6 +134,28 @@ impl Metrics {
             "cloudquota_resource_unlimited",
             "1 when the resource has no limit",
             m.resource_unlimited.clone(),
+        );
+        resource_registries[4].register(
+            "cloudquota_resource_level",
+            "Level of a quota resource as in status: 0 Ok, 1 Warning, 2 Critical, 3 Exhausted (absent when unlimited)",
+            m.resource_level.clone(),
+        );
+        if export_thresholds {
+            resource_registries[5].register(
+                "cloudquota_resource_warning_ratio",
+                "Effective warning threshold of a quota resource, as a ratio of the limit",
+                m.resource_warning_ratio.clone(),
+            );
+            resource_registries[6].register(
+                "cloudquota_resource_critical_ratio",
+                "Effective critical threshold of a quota resource, as a ratio of the limit",
+                m.resource_critical_ratio.clone(),
+            );
+        }
+        registry.register(
+            "cloudquota_poll_interval_seconds",
+            "The CloudQuota's effective poll interval (absent while suspended)",
+            m.poll_interval.clone(),
         );
         registry.register(
             "cloudquota_polls",
@@ -191,6 +241,18 @@ impl Metrics {
         resources: &[ResourceStatus],
         previous: &[ResourceLabels],
     ) -> Vec<ResourceLabels> {
+        self.set_resources_with(base, resources, previous, None)
+    }
+
+    /// [`Metrics::set_resources`], with the policy whose thresholds `--export-thresholds`
+    /// publishes.
+    pub fn set_resources_with(
+        &self,
+        base: &ResourceLabels,
+        resources: &[ResourceStatus],
+        previous: &[ResourceLabels],
+        policy: Option<&Policy>,
+    ) -> Vec<ResourceLabels> {
         let mut now = Vec::with_capacity(resources.len());
         for r in resources {
             let zone = r.zone.as_deref().unwrap_or("");
@@ -231,6 +293,24 @@ impl Metrics {
                     self.resource_usage_ratio.remove(&labels);
                 }
             }
+            match level_value(r.level) {
+                Some(v) => {
+                    self.resource_level.get_or_create(&labels).set(v);
+                }
+                None => {
+                    self.resource_level.remove(&labels);
+                }
+            }
+            if self.export_thresholds
+                && let Some(pair) = policy.and_then(|p| p.for_resource(&r.name))
+            {
+                self.resource_warning_ratio
+                    .get_or_create(&labels)
+                    .set(pair.warning as f64 / 100.0);
+                self.resource_critical_ratio
+                    .get_or_create(&labels)
+                    .set(pair.critical as f64 / 100.0);
+            }
             now.push(labels);
         }
         for old in previous.iter().filter(|o| !now.contains(o)) {
@@ -240,6 +320,9 @@ impl Metrics {
     }
 
     pub fn remove_resource(&self, labels: &ResourceLabels) {
+        self.resource_level.remove(labels);
+        self.resource_warning_ratio.remove(labels);
+        self.resource_critical_ratio.remove(labels);
         self.resource_used.remove(labels);
         self.resource_limit.remove(labels);
         self.resource_usage_ratio.remove(labels);
@@ -253,8 +336,12 @@ impl Metrics {
         self.resource_limit.clear();
         self.resource_usage_ratio.clear();
         self.resource_unlimited.clear();
+        self.resource_level.clear();
+        self.resource_warning_ratio.clear();
+        self.resource_critical_ratio.clear();
         self.ready.clear();
         self.last_success.clear();
+        self.poll_interval.clear();
     }
 
     /// Forgets everything about a deleted object.
@@ -264,13 +351,107 @@ impl Metrics {
         }
         self.ready.remove(object);
         self.last_success.remove(object);
+        self.poll_interval.remove(object);
+    }
+
+    /// Forgets a deleted object's series, sparing those a live successor under the same name
+    /// publishes (see [`Registry::forget_missing`](super::registry::Registry::forget_missing)).
+    pub fn forget(&self, gone: &Forgotten) {
+        for r in &gone.series {
+            self.remove_resource(r);
+        }
+        if gone.object_series {
+            let object = ObjectLabels {
+                namespace: gone.entry.namespace.clone(),
+                name: gone.entry.name.clone(),
+            };
+            self.remove_object(&object, &[]);
+        }
+    }
+
+    /// Publishes one object's status: readiness, last success, interval and its resources.
+    /// Returns nothing; the series now published are kept in `entry.metric_series`.
+    pub fn record(
+        &self,
+        entry: &mut Entry,
+        cq: &CloudQuota,
+        status: &CloudQuotaStatus,
+        policy: Option<&Policy>,
+    ) {
+        let object = ObjectLabels {
+            namespace: entry.namespace.clone(),
+            name: entry.name.clone(),
+        };
+        let ready = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == domain_status::READY && c.status == "True");
+        if cq.spec.suspend {
+            // A paused object is neither failing nor stale: keep its resource series only, so
+            // fetch-failure and staleness alerts stay quiet during a GitOps pause.
+            self.ready.remove(&object);
+            self.last_success.remove(&object);
+            self.poll_interval.remove(&object);
+        } else {
+            self.ready.get_or_create(&object).set(ready as i64);
+            self.poll_interval
+                .get_or_create(&object)
+                .set(validate::interval(cq).as_secs_f64());
+            if let Some(t) = &status.last_sync_time {
+                self.last_success
+                    .get_or_create(&object)
+                    .set(t.0.as_millisecond() as f64 / 1000.0);
+            }
+        }
+        let region = cq.spec.region.as_deref().unwrap_or("");
+        let base = match entry.metric_series.first() {
+            // The usual case: labels unchanged, so the previous series' values are shared (no
+            // allocation per poll).
+            Some(l)
+                if *l.provider == *cq.spec.provider.as_str()
+                    && *l.service == *cq.spec.service.as_str()
+                    && *l.region == *region =>
+            {
+                l.clone()
+            }
+            previous => {
+                // A relabel (e.g. region edited) leaves no stale series: the old set is
+                // replaced.
+                if previous.is_some() {
+                    for l in std::mem::take(&mut entry.metric_series) {
+                        self.remove_resource(&l);
+                    }
+                }
+                ResourceLabels {
+                    namespace: entry.namespace.as_str().into(),
+                    name: entry.name.as_str().into(),
+                    provider: cq.spec.provider.as_str().into(),
+                    service: cq.spec.service.as_str().into(),
+                    region: region.into(),
+                    resource: "".into(),
+                    zone: "".into(),
+                }
+            }
+        };
+        entry.metric_series =
+            self.set_resources_with(&base, &status.resources, &entry.metric_series, policy);
+    }
+}
+
+/// The level as a number; `None` for unlimited resources (no series).
+pub fn level_value(level: Level) -> Option<i64> {
+    match level {
+        Level::Ok => Some(0),
+        Level::Warning => Some(1),
+        Level::Critical => Some(2),
+        Level::Exhausted => Some(3),
+        Level::Unlimited => None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::Level;
 
     fn res(name: &str, used: i64, limit: Option<i64>) -> ResourceStatus {
         ResourceStatus {
@@ -339,5 +520,53 @@ mod tests {
             !text.contains(r#"name="q""#),
             "a former leader exports no object series: {text}"
         );
+    }
+
+    #[test]
+    fn levels_and_thresholds_follow_status() {
+        use crate::crd::{ThresholdOverride, Thresholds};
+        let base = ResourceLabels {
+            namespace: "ns".into(),
+            name: "q".into(),
+            provider: "huaweicloud".into(),
+            service: "evs".into(),
+            region: "r".into(),
+            resource: "".into(),
+            zone: "".into(),
+        };
+        let mut snaps = res("snapshots", 7, Some(10));
+        snaps.level = Level::Warning;
+        let mut backups = res("backups", 1, None);
+        backups.level = Level::Unlimited;
+        let policy = Policy::new(&Thresholds {
+            overrides: vec![ThresholdOverride {
+                resources: vec!["snapshots".into()],
+                warning: 60,
+                critical: 80,
+            }],
+            ..Thresholds::default()
+        })
+        .unwrap();
+        let plain = Metrics::new(Family::default());
+        plain.set_resources_with(&base, &[snaps.clone(), backups.clone()], &[], Some(&policy));
+        let text = plain.encode();
+        assert!(text.contains(r#"cloudquota_resource_level{namespace="ns",name="q",provider="huaweicloud",service="evs",region="r",resource="snapshots",zone=""} 1"#), "{text}");
+        assert!(!text.contains(r#"cloudquota_resource_level{namespace="ns",name="q",provider="huaweicloud",service="evs",region="r",resource="backups""#), "unlimited has no level");
+        assert!(
+            !text.contains("warning_ratio"),
+            "thresholds are opt-in: {text}"
+        );
+        let with = Metrics::with_options(Family::default(), true);
+        let series = with.set_resources_with(&base, &[snaps], &[], Some(&policy));
+        let text = with.encode();
+        assert!(text.contains(r#"cloudquota_resource_warning_ratio{namespace="ns",name="q",provider="huaweicloud",service="evs",region="r",resource="snapshots",zone=""} 0.6"#), "{text}");
+        assert!(text.contains(r#"cloudquota_resource_critical_ratio{namespace="ns",name="q",provider="huaweicloud",service="evs",region="r",resource="snapshots",zone=""} 0.8"#), "{text}");
+        with.set_resources_with(&base, &[], &series, Some(&policy));
+        assert!(
+            !with.encode().contains(r#"resource="snapshots""#),
+            "removed with the resource"
+        );
+        assert_eq!(level_value(Level::Exhausted), Some(3));
+        assert_eq!(level_value(Level::Ok), Some(0));
     }
 }

@@ -1,17 +1,23 @@
 //! The operator: a kube-rs controller over CloudQuota, leader election, metrics and health.
+//!
+//! Modules, one job each: [`validate`] (spec to target, pure), [`credentials`] (the Secret),
+//! [`cache`] (shared upstream answers), [`reconcile`] (the chain), [`events`] (publish and
+//! de-duplicate), [`status_apply`] (status writes), [`metrics`], [`registry`] (per-object
+//! state by uid), [`leader`] (the write fence), [`server`] (`/metrics`, `/healthz`, `/readyz`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::Api;
-use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::controller::{self, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher::ExponentialBackoff;
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::{mpsc, watch};
-use tokio_stream_shim::UnboundedReceiverStream;
+use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use crate::crd::CloudQuota;
 use crate::providers::Providers;
@@ -20,14 +26,21 @@ use crate::providers::http::{HttpClient, HttpConfig};
 pub mod cache;
 pub mod context;
 pub mod credentials;
+pub mod events;
+pub mod leader;
 pub mod metrics;
 pub mod reconcile;
+pub mod registry;
 pub mod server;
+pub mod status_apply;
+pub mod validate;
 
 /// `reportingController` of the operator's Events (also how it finds its own Events again).
 pub const REPORTING_CONTROLLER: &str = "cloudquota";
 
 pub use context::{Context, Settings};
+use leader::Leadership;
+use server::Health;
 
 /// Everything `cloudquota run` needs.
 #[derive(Clone, Debug)]
@@ -39,6 +52,11 @@ pub struct RunConfig {
     pub metrics_addr: SocketAddr,
     pub leader_election: Option<LeaderElection>,
     pub identity: String,
+    /// Export each resource's effective thresholds as metrics.
+    pub export_thresholds: bool,
+    /// On SIGTERM, in-flight reconciles get this long to finish; then they are cut off, so
+    /// the Lease is released inside the pod's termination grace period.
+    pub shutdown_timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -46,6 +64,14 @@ pub struct LeaderElection {
     pub lease_name: String,
     pub lease_namespace: String,
     pub lease_duration: Duration,
+}
+
+impl LeaderElection {
+    /// Leadership counts only while a renewal younger than this is confirmed: two thirds of
+    /// the Lease, as client-go's defaults (15 s Lease, 10 s renew deadline).
+    pub fn renew_deadline(&self) -> Duration {
+        self.lease_duration.mul_f64(2.0 / 3.0)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,60 +84,19 @@ pub enum RunError {
     Lease(String),
 }
 
-/// A tiny stream adapter so no extra crate is needed for one receiver.
-mod tokio_stream_shim {
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    pub struct UnboundedReceiverStream<T>(pub tokio::sync::mpsc::UnboundedReceiver<T>);
-
-    impl<T> futures::Stream for UnboundedReceiverStream<T> {
-        type Item = T;
-        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-            self.0.poll_recv(cx)
-        }
-    }
-}
-
 /// Delay before the CloudQuota watch is re-established after an error: 0.5 s doubling up to
-/// 5 s, jittered, back to 0.5 s after any success. kube-rs' default (0.8 s doubling up to 30 s)
-/// has climbed far by the end of an API server outage, and the first watch after a restart
-/// always ends in 410 Gone, one more step: the operator stayed blind to new objects, spec
-/// changes and refresh requests for up to ~30 s after the API server was back (e2e
-/// fault_apiserver_restart).
-struct WatchBackoff {
-    next: Duration,
-}
-
-impl WatchBackoff {
-    const MIN: Duration = Duration::from_millis(500);
-    const MAX: Duration = Duration::from_secs(5);
-}
-
-impl Default for WatchBackoff {
-    fn default() -> Self {
-        WatchBackoff { next: Self::MIN }
-    }
-}
-
-impl Iterator for WatchBackoff {
-    type Item = Duration;
-    fn next(&mut self) -> Option<Duration> {
-        use rand::Rng;
-        let d = self.next;
-        self.next = (d * 2).min(Self::MAX);
-        Some(d.mul_f64(rand::rng().random_range(0.8..=1.0)))
-    }
-}
-
-impl kube::runtime::utils::Backoff for WatchBackoff {
-    fn reset(&mut self) {
-        self.next = Self::MIN;
-    }
-}
-
-async fn shutdown_signal(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
+/// 3 s, jittered. kube-rs' default (0.8 s doubling up to 30 s) has climbed far by the end of an
+/// API server outage, and the first watch after a restart always ends in 410 Gone, one more
+/// step: the operator stayed blind to new objects, spec changes and refresh requests for up to
+/// ~30 s after the API server was back (e2e fault_apiserver_restart).
+fn watch_backoff() -> ExponentialBackoff {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(3))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .into()
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -132,12 +117,35 @@ pub async fn termination() {
     }
 }
 
-/// Runs the controller until `stop` flips to true (graceful: in-flight reconciles finish).
+/// Logs what the controller reports: an object deleted before its reconcile ran is routine;
+/// watch and queue trouble (missing RBAC, missing CRD, API server down) is not.
+fn log_result(
+    res: Result<
+        (ObjectRef<CloudQuota>, kube::runtime::controller::Action),
+        controller::Error<reconcile::Error, watcher::Error>,
+    >,
+) {
+    match res {
+        Ok((obj, _)) => {
+            tracing::trace!(namespace = obj.namespace.as_deref().unwrap_or(""), name = %obj.name, "reconciled")
+        }
+        Err(controller::Error::ObjectNotFound(obj)) => {
+            tracing::debug!(namespace = obj.namespace.as_deref().unwrap_or(""), name = %obj.name, "object gone before its reconcile")
+        }
+        // Already logged, with the object, by the error policy.
+        Err(controller::Error::ReconcilerFailed(_, _)) => {}
+        Err(e) => tracing::warn!(error = %e, "controller error"),
+    }
+}
+
+/// Runs the controller until `stop` flips to true (graceful: in-flight reconciles finish; the
+/// caller bounds how long by dropping this future).
 async fn run_controller(
     client: kube::Client,
     config: &RunConfig,
     http: HttpClient,
-    metrics: Arc<metrics::Metrics>,
+    health: Health,
+    leadership: Arc<Leadership>,
     stop: watch::Receiver<bool>,
 ) {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -154,11 +162,11 @@ async fn run_controller(
         http,
         providers: Providers::default(),
         cache: cache::FetchCache::new(Duration::from_secs(5)),
-        metrics: metrics.clone(),
+        secrets: credentials::SecretCache::new(config.settings.secret_ttl),
+        metrics: health.metrics.clone(),
         settings: config.settings.clone(),
-        objects: Default::default(),
-        groups: Default::default(),
-        secrets: Default::default(),
+        registry: Default::default(),
+        leader: leadership,
         trigger: tx,
     });
     let apis: Vec<Api<CloudQuota>> = if config.namespaces.is_empty() {
@@ -176,25 +184,26 @@ async fn run_controller(
     for api in apis {
         let (ns_tx, ns_rx) = mpsc::unbounded_channel();
         senders.push((api.namespace().map(str::to_string), ns_tx));
-        // The store holds every CloudQuota for the operator's lifetime and nothing reads their
-        // managedFields, which deserialize into JSON map trees of ~4 KiB per object: they are
-        // dropped before storing (N=5000: -20 MiB RSS, see BENCHMARKS.md).
+        // The store holds every CloudQuota for the operator's lifetime. Nothing reads their
+        // managedFields (JSON map trees of ~4 KiB per object), and the status the operator
+        // needs is its own last write, kept in the registry; only the first sight of an object
+        // needs the stored status, and the watch event itself carries it.
         let (reader, writer) = kube::runtime::reflector::store();
         let objects = watcher(api, watcher::Config::default().any_semantic())
             .modify(|cq| kube::ResourceExt::managed_fields_mut(cq).clear())
             .reflect(writer)
             .applied_objects();
         let controller = Controller::for_stream(objects, reader)
-            .trigger_backoff(WatchBackoff::default())
+            .trigger_backoff(watch_backoff())
             .with_config(ControllerConfig::default().concurrency(config.concurrency))
-            .reconcile_on(UnboundedReceiverStream(ns_rx))
+            .reconcile_on(UnboundedReceiverStream::new(ns_rx))
             .graceful_shutdown_on(shutdown_signal(stop.clone()));
         controllers.push(controller);
     }
     let fanout = tokio::spawn(async move {
         let mut rx = rx;
         while let Some(r) = rx.recv().await {
-            let r: kube::runtime::reflector::ObjectRef<CloudQuota> = r;
+            let r: ObjectRef<CloudQuota> = r;
             for (ns, tx) in &senders {
                 if ns.is_none() || *ns == r.namespace {
                     let _ = tx.send(r.clone());
@@ -202,56 +211,93 @@ async fn run_controller(
             }
         }
     });
-    let stores: Vec<_> = controllers.iter().map(|c| c.store()).collect();
+    let stores: Vec<Store<CloudQuota>> = controllers.iter().map(|c| c.store()).collect();
+    // Ready once every store has its first full list: before that, an operator would serve
+    // partial metrics and a rollout would move on too early.
+    let readiness = {
+        let (stores, health) = (stores.clone(), health.clone());
+        tokio::spawn(async move {
+            for s in &stores {
+                let _ = s.wait_until_ready().await;
+            }
+            health.set_ready(true);
+            tracing::info!("CloudQuota caches synced; ready");
+        })
+    };
     let sweeper = {
-        let ctx = ctx.clone();
+        let (ctx, health) = (ctx.clone(), health.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(15));
             loop {
                 tick.tick().await;
-                if stores
-                    .iter()
-                    .any(|s| s.wait_until_ready().now_or_never().is_none())
-                {
+                health.alive();
+                if !health.is_ready() {
                     continue;
                 }
                 let alive: std::collections::HashSet<String> =
                     stores.iter().flat_map(reconcile::alive).collect();
-                let gone = ctx.forget_missing(&alive);
-                if gone > 0 {
-                    tracing::debug!(gone, "forgot deleted CloudQuotas");
+                let gone = ctx.registry.forget_missing(&alive);
+                for g in &gone {
+                    ctx.metrics.forget(g);
+                }
+                if !gone.is_empty() {
+                    tracing::debug!(gone = gone.len(), "forgot deleted CloudQuotas");
                 }
                 ctx.cache.evict_older_than(Duration::from_secs(3600));
+                ctx.secrets.evict_expired();
             }
         })
     };
     let runs = controllers.into_iter().map(|c| {
-        c.run(reconcile::reconcile, reconcile::error_policy, ctx.clone()).for_each(|res| async move {
-            match res {
-                Ok((obj, _)) => tracing::trace!(namespace = obj.namespace.as_deref().unwrap_or(""), name = %obj.name, "reconciled"),
-                Err(e) => tracing::debug!(error = %e, "reconcile error"),
-            }
-        })
+        c.run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
+            .for_each(|res| async move { log_result(res) })
     });
     futures::future::join_all(runs).await;
+    readiness.abort();
     sweeper.abort();
     fanout.abort();
 }
 
-use futures::FutureExt;
+async fn shutdown_signal(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Runs the controller as the leader until it stops on its own, `lost` resolves (then it is cut
+/// off at once: in-flight rounds are dropped, not drained), or `stop` flips (then it gets
+/// `grace` to finish). Returns true when leadership was lost.
+async fn lead(
+    controller: impl std::future::Future<Output = ()>,
+    lost: impl std::future::Future<Output = ()>,
+    stop: &mut watch::Receiver<bool>,
+    stop_controller: &watch::Sender<bool>,
+    grace: Duration,
+) -> bool {
+    tokio::pin!(controller);
+    tokio::select! {
+        _ = &mut controller => false,
+        _ = lost => true,
+        _ = stop.wait_for(|s| *s) => {
+            let _ = stop_controller.send(true);
+            if tokio::time::timeout(grace, &mut controller).await.is_err() {
+                tracing::warn!(grace_s = grace.as_secs(), "in-flight reconciles cut off at shutdown");
+            }
+            false
+        }
+    }
+}
 
 /// `cloudquota run`.
 pub async fn run(client: kube::Client, config: RunConfig) -> Result<(), RunError> {
     let http = HttpClient::new(&config.http)?;
-    let metrics = Arc::new(metrics::Metrics::new(http.upstream_requests().clone()));
-    let ready = Arc::new(AtomicBool::new(false));
+    let metrics = Arc::new(metrics::Metrics::with_options(
+        http.upstream_requests().clone(),
+        config.export_thresholds,
+    ));
+    let health = Health::new(metrics.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let server = tokio::spawn(server::serve(
         config.metrics_addr,
-        server::Health {
-            metrics: metrics.clone(),
-            ready: ready.clone(),
-        },
+        health.clone(),
         shutdown_signal(stop_rx.clone()),
     ));
     tokio::spawn({
@@ -265,74 +311,145 @@ pub async fn run(client: kube::Client, config: RunConfig) -> Result<(), RunError
 
     match &config.leader_election {
         None => {
-            ready.store(true, Ordering::Relaxed);
             metrics.leader.set(1);
-            run_controller(client, &config, http, metrics.clone(), stop_rx.clone()).await;
-        }
-        Some(le) => {
-            let manager =
-                kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &le.lease_name)
-                    .with_namespace(&le.lease_namespace)
-                    .with_identity(&config.identity)
-                    .with_duration(le.lease_duration.as_secs().max(2))
-                    .with_grace((le.lease_duration.as_secs() / 3).max(1))
-                    .with_field_manager(format!("cloudquota-lease-{}", config.identity))
-                    .build()
-                    .await
-                    .map_err(|e| RunError::Lease(e.to_string()))?;
-            let (mut leading, task) = manager.watch().await;
-            ready.store(true, Ordering::Relaxed);
+            let (inner_tx, inner_rx) = watch::channel(false);
+            let controller = run_controller(
+                client,
+                &config,
+                http,
+                health.clone(),
+                Arc::new(Leadership::always()),
+                inner_rx,
+            );
             let mut stop = stop_rx.clone();
-            loop {
-                // Standby until we hold the lease (or are told to stop).
-                tokio::select! {
-                    r = leading.wait_for(|l| *l) => { if r.is_err() { break; } }
-                    _ = stop.wait_for(|s| *s) => break,
-                }
-                tracing::info!(identity = %config.identity, "acquired leadership; starting controller");
-                metrics.leader.set(1);
-                let (lost_tx, lost_rx) = watch::channel(false);
-                let controller = run_controller(
-                    client.clone(),
-                    &config,
-                    http.clone(),
-                    metrics.clone(),
-                    lost_rx,
-                );
-                tokio::pin!(controller);
-                let mut lost = false;
-                tokio::select! {
-                    _ = &mut controller => {}
-                    r = leading.wait_for(|l| !*l) => {
-                        lost = r.is_ok();
-                        let _ = lost_tx.send(true);
-                        controller.await;
-                    }
-                    _ = stop.wait_for(|s| *s) => {
-                        let _ = lost_tx.send(true);
-                        controller.await;
-                    }
-                }
-                metrics.leader.set(0);
-                metrics.clear_objects();
-                if !lost {
-                    break;
-                }
-                tracing::warn!("lost leadership; back to standby");
-            }
-            // Dropping the channel makes the manager release the lease for a fast hand-over.
-            drop(leading);
-            match tokio::time::timeout(Duration::from_secs(5), task).await {
-                Ok(Ok(Ok(manager))) => {
-                    let _ = manager.release().await;
-                }
-                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "lease manager ended with an error"),
-                _ => tracing::warn!("lease manager did not stop in time"),
-            }
+            lead(
+                controller,
+                futures::future::pending(),
+                &mut stop,
+                &inner_tx,
+                config.shutdown_timeout,
+            )
+            .await;
         }
+        Some(le) => elected(client, &config, le, http, &health, stop_rx.clone()).await?,
     }
     let _ = stop_tx.send(true);
     let _ = server.await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Standby until the Lease is ours, then leader until it is lost or we are told to stop.
+async fn elected(
+    client: kube::Client,
+    config: &RunConfig,
+    le: &LeaderElection,
+    http: HttpClient,
+    health: &Health,
+    stop_rx: watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &le.lease_name)
+        .with_namespace(&le.lease_namespace)
+        .with_identity(&config.identity)
+        .with_duration(le.lease_duration.as_secs().max(2))
+        .with_grace((le.lease_duration.as_secs() / 3).max(1))
+        .with_field_manager(format!("cloudquota-lease-{}", config.identity))
+        .build()
+        .await
+        .map_err(|e| RunError::Lease(e.to_string()))?;
+    let (mut leading, task) = manager.watch().await;
+    let leadership = Arc::new(Leadership::fenced(le.renew_deadline()));
+    // Reads the Lease back: opens the fence on a confirmed renewal, lets it close at the renew
+    // deadline otherwise. Its ticks are also the standby's liveness.
+    let confirm = {
+        let (leadership, health) = (leadership.clone(), health.clone());
+        let api = Api::namespaced(client.clone(), &le.lease_namespace);
+        let (name, identity) = (le.lease_name.clone(), config.identity.clone());
+        let period = (le.renew_deadline() / 4).max(Duration::from_millis(500));
+        tokio::spawn(async move {
+            leader::confirm_loop(&leadership, api, &name, &identity, period, || {
+                health.alive()
+            })
+            .await
+        })
+    };
+    // A standby is ready once it can reach the API server (the Lease manager is built).
+    health.set_ready(true);
+    let mut stop = stop_rx.clone();
+    loop {
+        tokio::select! {
+            r = leading.wait_for(|l| *l) => { if r.is_err() { break; } }
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        leadership.set_holder(true);
+        // Write nothing before the Lease has been read back with our renewal.
+        let confirmed = async {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            while leadership.ensure().is_err() {
+                tick.tick().await;
+            }
+        };
+        tokio::select! {
+            _ = confirmed => {}
+            _ = leading.wait_for(|l| !*l) => { leadership.revoke(); continue; }
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        tracing::info!(identity = %config.identity, "acquired leadership; starting controller");
+        health.metrics.leader.set(1);
+        health.set_ready(false);
+        let (inner_tx, inner_rx) = watch::channel(false);
+        let controller = run_controller(
+            client.clone(),
+            config,
+            http.clone(),
+            health.clone(),
+            leadership.clone(),
+            inner_rx,
+        );
+        let lost = {
+            let (mut leading, leadership) = (leading.clone(), leadership.clone());
+            async move {
+                // Lost when the manager says so, or when no renewal was confirmed in time.
+                let fence_closed = async {
+                    let mut tick = tokio::time::interval(Duration::from_millis(250));
+                    while leadership.ensure().is_ok() {
+                        tick.tick().await;
+                    }
+                };
+                tokio::select! {
+                    _ = leading.wait_for(|l| !*l) => {},
+                    _ = fence_closed => {},
+                }
+            }
+        };
+        let lost = lead(
+            controller,
+            lost,
+            &mut stop,
+            &inner_tx,
+            config.shutdown_timeout,
+        )
+        .await;
+        leadership.revoke();
+        health.metrics.leader.set(0);
+        health.metrics.clear_objects();
+        health.set_ready(true);
+        if !lost {
+            break;
+        }
+        tracing::warn!(
+            "lost leadership (Lease taken over or not renewed in time); in-flight work dropped, back to standby"
+        );
+    }
+    confirm.abort();
+    // Dropping the channel makes the manager release the lease for a fast hand-over.
+    drop(leading);
+    match tokio::time::timeout(Duration::from_secs(5), task).await {
+        Ok(Ok(Ok(manager))) => {
+            let _ = manager.release().await;
+        }
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "lease manager ended with an error"),
+        _ => tracing::warn!("lease manager did not stop in time"),
+    }
     Ok(())
 }

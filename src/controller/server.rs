@@ -1,8 +1,9 @@
 //! `/metrics`, `/healthz` and `/readyz`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -12,11 +13,49 @@ use axum::routing::get;
 
 use super::metrics::Metrics;
 
+/// `/healthz` fails when the operator's loops have not ticked for this long (a wedged
+/// process is restarted by the kubelet).
+const LIVENESS_WINDOW: Duration = Duration::from_secs(120);
+
 #[derive(Clone)]
 pub struct Health {
     pub metrics: Arc<Metrics>,
-    /// Set once the Kubernetes client works and the controller (or standby loop) runs.
-    pub ready: Arc<AtomicBool>,
+    /// A standby: once it reaches the API server. The leader: once every CloudQuota store has
+    /// synced.
+    ready: Arc<AtomicBool>,
+    /// Last tick of a periodic loop (the Lease read-back, the leader's sweeper).
+    last_alive: Arc<Mutex<Instant>>,
+}
+
+impl Health {
+    pub fn new(metrics: Arc<Metrics>) -> Health {
+        Health {
+            metrics,
+            ready: Arc::default(),
+            last_alive: Arc::new(Mutex::new(Instant::now())),
+        }
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// A periodic loop ticked.
+    pub fn alive(&self) {
+        *self.last_alive.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    fn is_alive(&self) -> bool {
+        self.last_alive
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
+            < LIVENESS_WINDOW
+    }
 }
 
 async fn metrics(State(h): State<Health>) -> impl IntoResponse {
@@ -39,15 +78,25 @@ async fn metrics(State(h): State<Health>) -> impl IntoResponse {
     )
 }
 
-async fn healthz() -> &'static str {
-    "ok"
+async fn healthz(State(h): State<Health>) -> impl IntoResponse {
+    if h.is_alive() {
+        (StatusCode::OK, "ok")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no loop has ticked for 2 minutes",
+        )
+    }
 }
 
 async fn readyz(State(h): State<Health>) -> impl IntoResponse {
-    if h.ready.load(Ordering::Relaxed) {
+    if h.is_ready() {
         (StatusCode::OK, "ok")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting: caches not synced",
+        )
     }
 }
 

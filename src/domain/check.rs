@@ -5,8 +5,8 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
-use crate::domain::status::{READY, resource_label};
 use crate::crd::CloudQuotaStatus;
+use crate::domain::status::{READY, resource_label};
 
 /// Below this share of the limit left after the need, the verdict is `AvailableButLow`.
 pub const LOW_PERCENT: i64 = 20;
@@ -110,6 +110,99 @@ fn untrusted(
     None
 }
 
+/// What `check` knows about an object besides its status.
+#[derive(Debug, Clone, Copy)]
+pub struct Observed<'a> {
+    pub status: Option<&'a CloudQuotaStatus>,
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// The object's poll interval.
+    pub interval: Duration,
+    /// When the operator last renewed the Lease named in `status.operatorLease` while holding
+    /// it; `None` when there is none or it could not be read.
+    pub lease_renewed: Option<Timestamp>,
+}
+
+/// `--max-age` when none is given: three intervals (the chart's staleness alert fires after
+/// the same number of missed polls).
+pub fn default_max_age(interval: Duration) -> Duration {
+    interval.saturating_mul(3)
+}
+
+/// How late a poll may be against its interval (jitter, the poll itself) before the operator's
+/// heartbeat stops vouching for it.
+fn slack(interval: Duration) -> Duration {
+    interval / 4 + Duration::from_secs(30)
+}
+
+/// How old the status's data may be at most. Status is written on change only (plus a
+/// heartbeat every 10 minutes), so `lastSyncTime` alone overstates the age of data that simply
+/// did not change. The operator's Lease says more, as a Node's Lease does beside change-only
+/// Node status: while the operator held and renewed it, it polled the object every interval
+/// and would have written any change. So the data is at most as old as the last renewal plus
+/// one interval (with slack), and never older than `lastSyncTime` says.
+pub fn data_age(o: &Observed<'_>, now: Timestamp) -> Option<Duration> {
+    let sync = o.status?.last_sync_time.as_ref()?;
+    let since = |t: Timestamp| {
+        let d = now.duration_since(t);
+        if d.is_negative() {
+            Duration::ZERO
+        } else {
+            d.unsigned_abs()
+        }
+    };
+    let by_sync = since(sync.0);
+    let ready = o
+        .status?
+        .conditions
+        .iter()
+        .any(|c| c.type_ == READY && c.status == "True");
+    match o.lease_renewed.filter(|_| ready) {
+        Some(renewed) => Some(by_sync.min(since(renewed) + o.interval + slack(o.interval))),
+        None => Some(by_sync),
+    }
+}
+
+/// A verdict per need for an object: its status must be for the current generation, Ready, and
+/// no older than `max_age` (default: [`default_max_age`]), judged by [`data_age`].
+pub fn evaluate_observed(
+    o: &Observed<'_>,
+    needs: &[Need],
+    max_age: Option<Duration>,
+    now: Timestamp,
+) -> Vec<NeedResult> {
+    let max_age = max_age.unwrap_or_else(|| default_max_age(o.interval));
+    let distrust = untrusted(o.status, None, now).or_else(|| {
+        let status = o.status?;
+        if status.observed_generation != o.generation {
+            return Some(format!(
+                "the status is for generation {}, the CloudQuota is at {} (edited since its last poll)",
+                status
+                    .observed_generation
+                    .map(|g| g.to_string())
+                    .unwrap_or_else(|| "none".into()),
+                o.generation.map(|g| g.to_string()).unwrap_or_else(|| "none".into())
+            ));
+        }
+        let Some(age) = data_age(o, now) else {
+            return Some("the CloudQuota has never synced".into());
+        };
+        (age > max_age).then(|| {
+            format!(
+                "the data may be {} old, more than the max age {}{}",
+                crate::domain::duration::format(age),
+                crate::domain::duration::format(max_age),
+                if o.lease_renewed.is_some() {
+                    ""
+                } else {
+                    " (no fresh operator Lease vouches for it)"
+                }
+            )
+        })
+    });
+    verdicts(o.status, needs, distrust)
+}
+
 /// A verdict per need.
 pub fn evaluate(
     status: Option<&CloudQuotaStatus>,
@@ -117,7 +210,14 @@ pub fn evaluate(
     max_age: Option<Duration>,
     now: Timestamp,
 ) -> Vec<NeedResult> {
-    let distrust = untrusted(status, max_age, now);
+    verdicts(status, needs, untrusted(status, max_age, now))
+}
+
+fn verdicts(
+    status: Option<&CloudQuotaStatus>,
+    needs: &[Need],
+    distrust: Option<String>,
+) -> Vec<NeedResult> {
     needs
         .iter()
         .map(|need| {
@@ -162,7 +262,9 @@ pub fn evaluate(
                     left_after: None,
                 };
             };
-            let left = limit as i128 - r.used as i128 - need.amount as i128;
+            // Reserved amounts are held against the limit too (EVS/Cinder).
+            let consumed = r.used as i128 + r.reserved.unwrap_or(0).max(0) as i128;
+            let left = limit as i128 - consumed - need.amount as i128;
             let left_after =
                 i64::try_from(left).unwrap_or(if left < 0 { i64::MIN } else { i64::MAX });
             let (verdict, reason) = if left < 0 {
@@ -171,7 +273,7 @@ pub fn evaluate(
                     format!(
                         "needs {} but only {} left",
                         need.amount,
-                        (limit as i128 - r.used as i128).max(0)
+                        (limit as i128 - consumed).max(0)
                     ),
                 )
             } else if left * 100 <= (LOW_PERCENT as i128) * (limit as i128) {
@@ -212,10 +314,10 @@ pub fn exit_code(results: &[NeedResult]) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::Thresholds;
     use crate::domain::model::{Limit, Quota, Sample};
     use crate::domain::status::{Failure, PollOutcome, next};
     use crate::domain::thresholds::Policy;
-    use crate::crd::Thresholds;
 
     fn now() -> Timestamp {
         Timestamp::from_second(1_700_000_000).unwrap()
@@ -300,6 +402,32 @@ mod tests {
     }
 
     #[test]
+    fn reserved_counts_against_the_limit() {
+        let mut volumes = Quota::new("volumes", 70, Limit::Limited(100));
+        volumes.reserved = Some(25);
+        let s = status(vec![volumes]);
+        let r = &s.resources[0];
+        assert_eq!(
+            (r.used, r.available, r.usage_percent),
+            (70, Some(5), Some(95.0))
+        );
+        let got = evaluate(
+            Some(&s),
+            &[need("volumes=5"), need("volumes=6")],
+            None,
+            now(),
+        );
+        assert_eq!(
+            got[0].verdict,
+            Verdict::AvailableButLow,
+            "{}",
+            got[0].reason
+        );
+        assert_eq!(got[1].verdict, Verdict::NotAvailable, "{}", got[1].reason);
+        assert!(got[1].reason.contains("only 5 left"), "{}", got[1].reason);
+    }
+
+    #[test]
     fn distrusts_stale_or_failing_status() {
         let s = status(vec![Quota::new("volumes", 1, Limit::Limited(100))]);
         let n = [need("volumes=1")];
@@ -316,6 +444,7 @@ mod tests {
             PollOutcome::Failed(Failure {
                 reason: "AuthFailed".into(),
                 message: "bad key".into(),
+                permanent: true,
             }),
             None,
             now(),
@@ -325,5 +454,69 @@ mod tests {
         assert_eq!(r[0].verdict, Verdict::Unknown);
         assert!(r[0].reason.contains("AuthFailed"));
         assert_eq!(evaluate(None, &n, None, now())[0].verdict, Verdict::Unknown);
+    }
+
+    fn observed(s: &CloudQuotaStatus, lease_renewed: Option<Timestamp>) -> Observed<'_> {
+        Observed {
+            status: Some(s),
+            generation: s.observed_generation,
+            interval: Duration::from_secs(120),
+            lease_renewed,
+        }
+    }
+
+    fn after(secs: i64) -> Timestamp {
+        now()
+            .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(secs))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_fresh_operator_lease_vouches_for_unchanged_data() {
+        // interval 2m; status last written 9 minutes ago (no change since, heartbeat 10m).
+        let s = status(vec![Quota::new("volumes", 1, Limit::Limited(100))]);
+        let n = [need("volumes=1")];
+        let five_min = Some(Duration::from_secs(300));
+        let r = evaluate_observed(&observed(&s, Some(after(530))), &n, five_min, after(540));
+        assert_eq!(r[0].verdict, Verdict::Available, "{}", r[0].reason);
+        // Without the Lease, lastSyncTime is all there is: 9 minutes is too old.
+        let r = evaluate_observed(&observed(&s, None), &n, five_min, after(540));
+        assert_eq!(r[0].verdict, Verdict::Unknown);
+        assert!(
+            r[0].reason.contains("no fresh operator Lease"),
+            "{}",
+            r[0].reason
+        );
+        // The operator stopped 3 minutes ago: vouched data is 3m + 2m + slack old.
+        let r = evaluate_observed(&observed(&s, Some(after(360))), &n, five_min, after(540));
+        assert_eq!(r[0].verdict, Verdict::Unknown, "{}", r[0].reason);
+    }
+
+    #[test]
+    fn an_edited_object_is_unknown_until_polled_again() {
+        let s = status(vec![Quota::new("volumes", 1, Limit::Limited(100))]);
+        let mut o = observed(&s, Some(now()));
+        o.generation = Some(2);
+        let r = evaluate_observed(&o, &[need("volumes=1")], None, now());
+        assert_eq!(r[0].verdict, Verdict::Unknown);
+        assert!(
+            r[0].reason.contains("edited since its last poll"),
+            "{}",
+            r[0].reason
+        );
+    }
+
+    #[test]
+    fn the_default_max_age_is_three_intervals() {
+        let s = status(vec![Quota::new("volumes", 1, Limit::Limited(100))]);
+        let n = [need("volumes=1")];
+        assert_eq!(
+            default_max_age(Duration::from_secs(120)),
+            Duration::from_secs(360)
+        );
+        let r = evaluate_observed(&observed(&s, None), &n, None, after(350));
+        assert_eq!(r[0].verdict, Verdict::Available, "{}", r[0].reason);
+        let r = evaluate_observed(&observed(&s, None), &n, None, after(370));
+        assert_eq!(r[0].verdict, Verdict::Unknown, "{}", r[0].reason);
     }
 }

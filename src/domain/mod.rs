@@ -5,5 +5,6 @@ pub mod allowlist;
 pub mod check;
 pub mod duration;
 pub mod model;
+pub mod schedule;
 pub mod status;
 pub mod thresholds;

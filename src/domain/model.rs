@@ -55,6 +55,12 @@ impl Quota {
         }
     }
 
+    /// What counts against the limit: `used` plus `reserved` where the provider reports it
+    /// (Cinder/EVS holds reserved volumes against the quota until they are created).
+    pub fn consumed(&self) -> i64 {
+        self.used.saturating_add(self.reserved.unwrap_or(0).max(0))
+    }
+
     /// Identity of a resource across polls.
     pub fn key(&self) -> (&str, Option<&str>) {
         (&self.name, self.zone.as_deref())

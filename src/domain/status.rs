@@ -8,12 +8,21 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
+use crate::crd::{CloudQuotaStatus, Level, ResourceStatus};
 use crate::domain::model::{Limit, Quota, Sample};
 use crate::domain::thresholds::{self, Policy};
-use crate::crd::{CloudQuotaStatus, Level, ResourceStatus};
 
 pub const READY: &str = "Ready";
 pub const THRESHOLD_EXCEEDED: &str = "ThresholdExceeded";
+/// kstatus: present (True) only while the current generation has not been polled yet.
+pub const RECONCILING: &str = "Reconciling";
+/// kstatus: present (True) only while retrying cannot help until someone changes something.
+pub const STALLED: &str = "Stalled";
+/// The condition types this operator owns. Others in the list belong to other tools (the list
+/// is a map keyed by type, so server-side apply keeps theirs).
+pub const OWN_CONDITIONS: [&str; 4] = [READY, THRESHOLD_EXCEEDED, RECONCILING, STALLED];
+/// Ready and Reconciling reason before the first poll of a generation.
+pub const REASON_POLLING: &str = "Polling";
 /// Ready reason while polling works.
 pub const REASON_SYNCED: &str = "Synced";
 /// Ready reason while `spec.suspend` is true.
@@ -53,6 +62,24 @@ pub struct Failure {
     /// CamelCase reason used for the Ready condition, e.g. `AuthFailed`.
     pub reason: String,
     pub message: String,
+    /// Retrying cannot help until someone changes something (credentials, spec, permissions):
+    /// `Stalled=True`. Transient failures (throttling, timeouts, 5xx) are not.
+    pub permanent: bool,
+}
+
+/// Whether a failed poll is reported (Ready=False, QuotaFetchFailed) now. A transient failure
+/// of a healthy object is reported only when the next answer fails too: one upstream blip
+/// shared by N objects on one account would otherwise be 2N Events. Permanent failures, and
+/// objects already failing or not yet polled, are reported at once.
+pub fn report_failure(
+    prev: Option<&CloudQuotaStatus>,
+    failure: &Failure,
+    consecutive: u32,
+) -> bool {
+    let healthy = prev
+        .and_then(|p| find(&p.conditions, READY))
+        .is_some_and(|c| c.status == "True");
+    failure.permanent || !healthy || consecutive >= 2
 }
 
 /// What happened this round.
@@ -157,8 +184,10 @@ fn resource_status(q: &Quota, level: Level) -> ResourceStatus {
         min: q.min,
         max: q.max,
         unit: q.unit.clone(),
-        usage_percent: limit.map(|l| thresholds::usage_percent(q.used, l)),
-        available: limit.map(|l| (l - q.used).max(0)),
+        // Reserved amounts count against the limit (EVS/Cinder): usage and what is left
+        // include them, `used` stays what the provider calls used.
+        usage_percent: limit.map(|l| thresholds::usage_percent(q.consumed(), l)),
+        available: limit.map(|l| l.saturating_sub(q.consumed()).max(0)),
         level,
     }
 }
@@ -357,6 +386,17 @@ pub fn next(
                 });
             }
             status.last_attempt_time = Some(Time(now));
+            if f.permanent {
+                conditions.push(condition(
+                    &prev.conditions,
+                    STALLED,
+                    true,
+                    &f.reason,
+                    f.message.clone(),
+                    generation,
+                    now,
+                ));
+            }
             conditions.push(condition(
                 &prev.conditions,
                 READY,
@@ -369,10 +409,13 @@ pub fn next(
             conditions.extend(find(&prev.conditions, THRESHOLD_EXCEEDED).cloned());
         }
         PollOutcome::Suspended => {
+            // Ready=True: a paused watch is in the state its owner asked for. kstatus (Helm 4's
+            // wait, Flux, kpt) rates any Ready=False without Stalled as InProgress, so a
+            // suspended CloudQuota would hang every wait that includes it.
             conditions.push(condition(
                 &prev.conditions,
                 READY,
-                false,
+                true,
                 REASON_SUSPENDED,
                 "polling is suspended (spec.suspend is true); resources show the last data".into(),
                 generation,
@@ -381,15 +424,68 @@ pub fn next(
             conditions.extend(find(&prev.conditions, THRESHOLD_EXCEEDED).cloned());
         }
     }
-    // Conditions owned by others (none today) are kept as they are.
-    conditions.extend(
-        prev.conditions
-            .iter()
-            .filter(|c| c.type_ != READY && c.type_ != THRESHOLD_EXCEEDED)
-            .cloned(),
-    );
+    // Every condition speaks for the generation just handled. Conditions of other tools are
+    // not ours to write: they are left out of what is applied, and server-side apply keeps
+    // them.
+    for c in &mut conditions {
+        c.observed_generation = generation;
+    }
     status.conditions = conditions;
     Next { status, events }
+}
+
+/// The status of a new object while its first poll runs: `Reconciling=True` and
+/// `Ready=Unknown`, so kstatus, Flux and Helm wait instead of reading "no status" as current.
+pub fn polling(
+    prev: Option<&CloudQuotaStatus>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> CloudQuotaStatus {
+    let empty = CloudQuotaStatus::default();
+    let prev = prev.unwrap_or(&empty);
+    let unknown = |type_: &str, message: &str| Condition {
+        type_: type_.to_string(),
+        status: "Unknown".into(),
+        reason: REASON_POLLING.into(),
+        message: message.into(),
+        observed_generation: generation,
+        last_transition_time: find(&prev.conditions, type_)
+            .filter(|c| c.status == "Unknown")
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or(Time(now)),
+    };
+    let mut reconciling = condition(
+        &prev.conditions,
+        RECONCILING,
+        true,
+        REASON_POLLING,
+        "the first poll of this generation is under way".into(),
+        generation,
+        now,
+    );
+    reconciling.observed_generation = generation;
+    CloudQuotaStatus {
+        observed_refresh: prev.observed_refresh.clone(),
+        conditions: vec![unknown(READY, "not polled yet"), reconciling],
+        ..Default::default()
+    }
+}
+
+/// What is left of a status when the object now reads another account (provider, service,
+/// region, endpoint, project or zones changed): nothing to compare levels, limits or failures
+/// with, so no Event compares two accounts and hysteresis starts afresh.
+pub fn for_new_target(prev: &CloudQuotaStatus) -> CloudQuotaStatus {
+    CloudQuotaStatus {
+        observed_refresh: prev.observed_refresh.clone(),
+        ..Default::default()
+    }
+}
+
+/// The conditions this operator owns, as compared and applied.
+pub fn own_conditions(conditions: &[Condition]) -> impl Iterator<Item = &Condition> {
+    conditions
+        .iter()
+        .filter(|c| OWN_CONDITIONS.contains(&c.type_.as_str()))
 }
 
 /// A copy with every timestamp removed, for comparing what matters.
@@ -397,9 +493,14 @@ fn without_timestamps(s: &CloudQuotaStatus) -> CloudQuotaStatus {
     let mut s = s.clone();
     s.last_sync_time = None;
     s.last_attempt_time = None;
-    for c in &mut s.conditions {
-        c.last_transition_time = Time(Timestamp::UNIX_EPOCH);
-    }
+    // Only ours count, in a fixed order (the API server keeps a list-map's order of arrival).
+    s.conditions = own_conditions(&s.conditions)
+        .map(|c| Condition {
+            last_transition_time: Time(Timestamp::UNIX_EPOCH),
+            ..c.clone()
+        })
+        .collect();
+    s.conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
     s
 }
 

@@ -2,8 +2,8 @@
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use crate::domain::model::{Limit, Quota};
 use crate::crd::{Level, Thresholds};
+use crate::domain::model::{Limit, Quota};
 
 /// Points below a threshold usage must drop before its level is left, so usage that hovers
 /// around a threshold does not flood Events.
@@ -127,11 +127,12 @@ pub fn level(quota: &Quota, pair: Pair, previous: Option<Level>) -> Level {
         Level::Warning => pair.warning,
         Level::Ok | Level::Unlimited => 0,
     };
-    let raw = if quota.used >= limit {
+    let used = quota.consumed();
+    let raw = if used >= limit {
         Level::Exhausted
-    } else if at_least(quota.used, limit, pair.critical) {
+    } else if at_least(used, limit, pair.critical) {
         Level::Critical
-    } else if at_least(quota.used, limit, pair.warning) {
+    } else if at_least(used, limit, pair.warning) {
         Level::Warning
     } else {
         Level::Ok
@@ -147,13 +148,7 @@ pub fn level(quota: &Quota, pair: Pair, previous: Option<Level>) -> Level {
         .into_iter()
         .filter(|l| *l <= prev && *l > raw)
         // The band never reaches 0%: a threshold of 1 or 2 must still be left at zero usage.
-        .find(|l| {
-            at_least(
-                quota.used,
-                limit,
-                (threshold(*l) - HYSTERESIS_POINTS).max(1),
-            )
-        })
+        .find(|l| at_least(used, limit, (threshold(*l) - HYSTERESIS_POINTS).max(1)))
         .unwrap_or(raw)
 }
 
@@ -325,5 +320,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("overrides[0]"), "{e}");
+    }
+
+    #[test]
+    fn reserved_counts_against_the_limit() {
+        // 70 in use + 15 reserved of 100: Cinder/EVS refuses the 16th new volume.
+        let mut quota = q(70, 100);
+        assert_eq!(level(&quota, P, None), Level::Ok);
+        quota.reserved = Some(15);
+        assert_eq!(level(&quota, P, None), Level::Warning);
+        quota.reserved = Some(30);
+        assert_eq!(level(&quota, P, None), Level::Exhausted);
     }
 }

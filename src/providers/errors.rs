@@ -45,6 +45,13 @@ pub enum ProviderError {
     Transport(String),
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// The Secret's kind of credentials does not work with this provider (a bearer token for
+    /// Huawei Cloud): the credentials are the problem, not the spec.
+    #[error("unsupported credentials: {0}")]
+    UnsupportedCredentials(String),
+    /// The request could not be signed with these credentials.
+    #[error("signing failed: {0}")]
+    Signing(String),
 }
 
 fn code_suffix(code: &Option<String>) -> String {
@@ -70,7 +77,23 @@ impl ProviderError {
             ProviderError::InvalidResponse(_) => "InvalidResponse",
             ProviderError::Transport(_) => "EndpointUnreachable",
             ProviderError::InvalidConfig(_) => "InvalidSpec",
+            ProviderError::UnsupportedCredentials(_) => "CredentialsUnsupported",
+            ProviderError::Signing(_) => "SigningFailed",
         }
+    }
+
+    /// Retrying cannot help until someone changes the spec, the credentials or the account's
+    /// permissions (`Stalled`). Throttling, 5xx, timeouts and odd answers may pass.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::AuthFailed { .. }
+                | ProviderError::NotFound { .. }
+                | ProviderError::Rejected { .. }
+                | ProviderError::InvalidConfig(_)
+                | ProviderError::UnsupportedCredentials(_)
+                | ProviderError::Signing(_)
+        )
     }
 
     /// Worth another try soon.
@@ -136,6 +159,8 @@ impl ProviderError {
             ProviderError::InvalidResponse(m) => ProviderError::InvalidResponse(s(m)),
             ProviderError::Transport(m) => ProviderError::Transport(s(m)),
             ProviderError::InvalidConfig(m) => ProviderError::InvalidConfig(s(m)),
+            ProviderError::UnsupportedCredentials(m) => ProviderError::UnsupportedCredentials(s(m)),
+            ProviderError::Signing(m) => ProviderError::Signing(s(m)),
         }
     }
 }

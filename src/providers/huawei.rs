@@ -61,7 +61,7 @@ fn huawei_credentials(creds: &Credentials) -> Result<HuaweiCredentials, Provider
                 None => c,
             })
         }
-        Credentials::Bearer(_) => Err(ProviderError::InvalidConfig(
+        Credentials::Bearer(_) => Err(ProviderError::UnsupportedCredentials(
             "huaweicloud needs accessKeyId and secretAccessKey; bearerToken is for zenlayer".into(),
         )),
     }
@@ -110,8 +110,8 @@ pub async fn get(
         body: b"",
         project_id: project_header,
     };
-    let signed = sign(&req, &keys, Timestamp::now())
-        .map_err(|e| ProviderError::InvalidConfig(format!("signing: {e}")))?;
+    let signed =
+        sign(&req, &keys, Timestamp::now()).map_err(|e| ProviderError::Signing(e.to_string()))?;
     let mut url = target.endpoint.clone();
     let (p, q) = signed
         .path_and_query
@@ -168,6 +168,14 @@ impl QuotaProvider for ProjectGet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bearer_token_is_unsupported_credentials_not_an_invalid_spec() {
+        let e = huawei_credentials(&Credentials::Bearer(crate::sign::SecretString::from("tok")))
+            .unwrap_err();
+        assert_eq!(e.reason(), "CredentialsUnsupported");
+        assert!(e.is_permanent());
+    }
 
     #[test]
     fn segments_are_quoted_like_the_sdk() {

@@ -138,8 +138,7 @@ impl QuotaProvider for ZenlayerVm {
                 sdk_version: None,
                 sdk_lang: None,
             };
-            let sign_err =
-                |e: crate::sign::SignError| ProviderError::InvalidConfig(format!("signing: {e}"));
+            let sign_err = |e: crate::sign::SignError| ProviderError::Signing(e.to_string());
             let headers = match creds {
                 Credentials::Bearer(token) => {
                     zenlayer::bearer_headers(&req, token).map_err(sign_err)?

@@ -39,6 +39,7 @@ fn failed(prev: Option<&CloudQuotaStatus>, reason: &str, now: i64) -> Next {
         PollOutcome::Failed(Failure {
             reason: reason.into(),
             message: format!("{reason} happened"),
+            permanent: reason == "AuthFailed",
         }),
         Some(1),
         t(now),
@@ -202,6 +203,11 @@ fn suspend_says_so_and_recovery_is_not_a_fetch_recovery() {
     let s = next(Some(&good), PollOutcome::Suspended, Some(2), t(5));
     assert!(s.events.is_empty());
     assert_eq!(cond(&s.status, READY).reason, REASON_SUSPENDED);
+    assert_eq!(
+        cond(&s.status, READY).status,
+        "True",
+        "paused as asked: kstatus Current"
+    );
     assert_eq!(s.status.observed_generation, Some(2));
     assert_eq!(s.status.resources, good.resources);
     let resumed = synced(Some(&s.status), &[("image", 5, 20)], 10);
@@ -392,4 +398,143 @@ fn a_second_genuine_crossing_is_published() {
         unpublished(c.events.clone(), &[first, recovered], Some(&b.status)),
         c.events
     );
+}
+
+fn types(s: &CloudQuotaStatus) -> Vec<&str> {
+    let mut t: Vec<&str> = s.conditions.iter().map(|c| c.type_.as_str()).collect();
+    t.sort();
+    t
+}
+
+#[test]
+fn permanent_failures_stall_and_transient_ones_do_not() {
+    let ok = synced(None, &[("image", 1, 20)], 0);
+    let auth = failed(Some(&ok.status), "AuthFailed", 30);
+    let stalled = find(&auth.status.conditions, STALLED).expect("Stalled on AuthFailed");
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "AuthFailed")
+    );
+    let throttled = failed(Some(&ok.status), "Throttled", 30);
+    assert_eq!(types(&throttled.status), ["Ready", "ThresholdExceeded"]);
+    // Fixed credentials: Stalled goes away (left out of the apply, so SSA removes it).
+    let fixed = synced(Some(&auth.status), &[("image", 1, 20)], 60);
+    assert_eq!(types(&fixed.status), ["Ready", "ThresholdExceeded"]);
+}
+
+#[test]
+fn every_condition_carries_the_handled_generation() {
+    let ok = synced(None, &[("image", 1, 20)], 0);
+    let edited = next(
+        Some(&ok.status),
+        PollOutcome::Failed(Failure {
+            reason: "Throttled".into(),
+            message: "slow down".into(),
+            permanent: false,
+        }),
+        Some(2),
+        t(30),
+    );
+    assert_eq!(edited.status.observed_generation, Some(2));
+    assert!(
+        edited
+            .status
+            .conditions
+            .iter()
+            .all(|c| c.observed_generation == Some(2)),
+        "{:?}",
+        edited.status.conditions
+    );
+}
+
+#[test]
+fn conditions_of_other_tools_are_neither_written_nor_compared() {
+    let ok = synced(None, &[("image", 1, 20)], 0);
+    let mut stored = ok.status.clone();
+    stored.conditions.insert(
+        0,
+        Condition {
+            type_: "argocd.argoproj.io/Healthy".into(),
+            status: "True".into(),
+            reason: "Custom".into(),
+            message: String::new(),
+            observed_generation: None,
+            last_transition_time: Time(t(0)),
+        },
+    );
+    let again = synced(Some(&stored), &[("image", 1, 20)], 30);
+    assert_eq!(types(&again.status), ["Ready", "ThresholdExceeded"]);
+    assert!(
+        !needs_write(
+            Some(&stored),
+            &again.status,
+            Duration::from_secs(600),
+            t(30)
+        ),
+        "another tool's condition is no change of ours"
+    );
+}
+
+#[test]
+fn a_new_object_is_reconciling_until_polled() {
+    let p = polling(None, Some(1), t(0));
+    let r = find(&p.conditions, RECONCILING).unwrap();
+    assert_eq!(
+        (r.status.as_str(), r.observed_generation),
+        ("True", Some(1))
+    );
+    assert_eq!(find(&p.conditions, READY).unwrap().status, "Unknown");
+    assert_eq!(p.observed_generation, None, "not polled yet");
+    let done = synced(Some(&p), &[("image", 1, 20)], 1);
+    assert!(find(&done.status.conditions, RECONCILING).is_none());
+    assert_eq!(done.status.observed_generation, Some(1));
+    assert!(
+        !reasons_of(&done).contains(&"QuotaFetchRecovered"),
+        "Unknown is not a failure"
+    );
+}
+
+#[test]
+fn a_new_target_compares_with_nothing() {
+    // The old account was exhausted and failing; the new one is at 50%.
+    let old = synced(None, &[("image", 20, 20)], 0);
+    let old = failed(Some(&old.status), "Throttled", 30);
+    let fresh = for_new_target(&old.status);
+    let moved = synced(Some(&fresh), &[("image", 10, 20)], 60);
+    assert!(
+        moved.events.is_empty(),
+        "no Recovered/LimitChanged/FetchRecovered across accounts: {:?}",
+        moved.events
+    );
+    // Hysteresis does not carry the old account's level: 79% is Ok, not a held Warning.
+    let warn = synced(None, &[("image", 17, 20)], 0);
+    let moved = synced(
+        Some(&for_new_target(&warn.status)),
+        &[("image", 79, 100)],
+        30,
+    );
+    assert_eq!(moved.status.resources[0].level, Level::Ok);
+}
+
+#[test]
+fn a_transient_blip_of_a_healthy_object_waits_for_a_second_answer() {
+    let ok = synced(None, &[("image", 1, 20)], 0);
+    let blip = Failure {
+        reason: "UpstreamError".into(),
+        message: "503".into(),
+        permanent: false,
+    };
+    assert!(!report_failure(Some(&ok.status), &blip, 1));
+    assert!(report_failure(Some(&ok.status), &blip, 2));
+    assert!(
+        report_failure(None, &blip, 1),
+        "never polled: say so at once"
+    );
+    let auth = Failure {
+        permanent: true,
+        ..blip.clone()
+    };
+    assert!(report_failure(Some(&ok.status), &auth, 1));
+    let failing = failed(Some(&ok.status), "Throttled", 30);
+    assert!(report_failure(Some(&failing.status), &blip, 1));
 }
