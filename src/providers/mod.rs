@@ -10,8 +10,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use url::Url;
 
-use crate::domain::model::Sample;
 use crate::crd::{Provider, Service};
+use crate::domain::model::Sample;
 use crate::sign::{ExposeSecret, SecretString};
 
 pub mod errors;
