@@ -7,7 +7,7 @@
 
 pub mod cli;
 pub mod controller;
-pub mod domain;
 pub mod crd;
+pub mod domain;
 pub mod providers;
 pub mod sign;
