@@ -446,6 +446,8 @@ fn chart_args_parse_with_operator_cli() {
         "--log-format",
         "--ca-bundle",
         "--http-timeout",
+        "--shutdown-timeout",
+        "--export-thresholds",
     ];
     // extraArgs in ci/all-features-values.yaml, not an operator flag.
     const EXTRA: &str = "--some-future-flag=value";
