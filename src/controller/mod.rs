@@ -24,6 +24,7 @@ use crate::providers::Providers;
 use crate::providers::http::{HttpClient, HttpConfig};
 
 pub mod cache;
+pub mod capacity;
 pub mod context;
 pub mod credentials;
 pub mod events;
@@ -57,6 +58,9 @@ pub struct RunConfig {
     /// On SIGTERM, in-flight reconciles get this long to finish; then they are cut off, so
     /// the Lease is released inside the pod's termination grace period.
     pub shutdown_timeout: Duration,
+    /// Publish cluster-autoscaler CapacityQuotas (`spec.capacityQuota`); `None`: off, and no
+    /// Node watch.
+    pub capacity: Option<capacity::Config>,
 }
 
 #[derive(Clone, Debug)]
@@ -187,10 +191,22 @@ async fn run_controller(
         // The store holds every CloudQuota for the operator's lifetime. Nothing reads their
         // managedFields (JSON map trees of ~4 KiB per object), and the status the operator
         // needs is its own last write, kept in the registry; only the first sight of an object
-        // needs the stored status, and the watch event itself carries it.
+        // needs the stored status, and the watch event itself carries it: it goes to the
+        // registry and not into the store (one copy per object instead of two).
         let (reader, writer) = kube::runtime::reflector::store();
+        let seed = ctx.clone();
         let objects = watcher(api, watcher::Config::default().any_semantic())
-            .modify(|cq| kube::ResourceExt::managed_fields_mut(cq).clear())
+            .modify(move |cq| {
+                kube::ResourceExt::managed_fields_mut(cq).clear();
+                if let (Some(status), Some(uid)) = (cq.status.take(), cq.metadata.uid.as_deref()) {
+                    seed.registry.seed(
+                        uid,
+                        cq.metadata.namespace.as_deref().unwrap_or_default(),
+                        cq.metadata.name.as_deref().unwrap_or_default(),
+                        status,
+                    );
+                }
+            })
             .reflect(writer)
             .applied_objects();
         let controller = Controller::for_stream(objects, reader)
@@ -252,7 +268,13 @@ async fn run_controller(
         c.run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
             .for_each(|res| async move { log_result(res) })
     });
-    futures::future::join_all(runs).await;
+    let publisher = async {
+        if let Some(c) = config.capacity.clone() {
+            let ns = config.namespaces.clone();
+            capacity::run(client.clone(), c, ns, ctx.leader.clone(), stop.clone()).await;
+        }
+    };
+    futures::future::join(futures::future::join_all(runs), publisher).await;
     readiness.abort();
     sweeper.abort();
     fanout.abort();

@@ -64,6 +64,19 @@ impl Registry {
         e
     }
 
+    /// Keeps the status a watch event carries for an object seen for the first time (the
+    /// store then need not keep it: the registry's copy is what reconciles read). Later events
+    /// only echo the operator's own writes, which the registry already has.
+    pub fn seed(&self, uid: &str, namespace: &str, name: &str, status: CloudQuotaStatus) {
+        let mut entries = self.lock();
+        let e = entries.entry(uid.to_string()).or_default();
+        if e.status.is_none() {
+            e.namespace = namespace.to_string();
+            e.name = name.to_string();
+            e.status = Some(status);
+        }
+    }
+
     pub fn put(&self, uid: &str, entry: Entry) {
         self.lock().insert(uid.to_string(), entry);
     }
@@ -182,5 +195,25 @@ mod tests {
         assert_eq!(forgotten[0].series, vec![labels("ns", "q", "volumes")]);
         assert!(forgotten[0].object_series);
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn the_first_status_seen_is_kept_and_later_echoes_are_not() {
+        let r = Registry::default();
+        let first = CloudQuotaStatus {
+            worst: Some("first".into()),
+            ..Default::default()
+        };
+        r.seed("uid-1", "ns", "q", first.clone());
+        r.seed(
+            "uid-1",
+            "ns",
+            "q",
+            CloudQuotaStatus {
+                worst: Some("echo".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(r.get("uid-1", "ns", "q").status, Some(first));
     }
 }
