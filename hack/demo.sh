@@ -75,7 +75,7 @@ target/debug/cloudquota run --allow-insecure-loopback --allowed-host 'demo.inval
   --metrics-addr 127.0.0.1:0 --secret-ttl 1s >"$dir/operator.log" 2>&1 &
 pids+=($!)
 
-log "applying the four samples, pointed at the simulated cloud"
+log "applying the samples, pointed at the simulated cloud"
 for f in samples/*.yaml; do
   awk -v ep="$sim" '{print} /^spec:$/ {print "  endpoint: " ep}' "$f" | kubectl apply -n demo --server-side --field-manager=demo -f - >/dev/null
 done

@@ -222,8 +222,9 @@ fn parse_service(s: &str) -> Result<Service, String> {
         "ims" => Ok(Service::Ims),
         "dws" => Ok(Service::Dws),
         "evs" => Ok(Service::Evs),
+        "ecs" => Ok(Service::Ecs),
         "vm" => Ok(Service::Vm),
-        _ => Err("expected ims, dws, evs or vm".into()),
+        _ => Err("expected ims, dws, evs, ecs or vm".into()),
     }
 }
 
@@ -408,7 +409,7 @@ pub async fn fetch(args: FetchArgs) -> Result<String, String> {
         (args.provider, args.service),
         (
             Provider::Huaweicloud,
-            Service::Ims | Service::Dws | Service::Evs
+            Service::Ims | Service::Dws | Service::Evs | Service::Ecs
         ) | (Provider::Zenlayer, Service::Vm)
     );
     if !valid {

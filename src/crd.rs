@@ -40,8 +40,8 @@ pub const DEFAULT_CRITICAL: i64 = 95;
     printcolumn = r#"{"name":"Last Sync","type":"date","jsonPath":".status.lastSyncTime","priority":1}"#
 )]
 #[x_kube(
-    validation = Rule::new("(self.provider == 'huaweicloud' && self.service in ['ims', 'dws', 'evs']) || (self.provider == 'zenlayer' && self.service == 'vm')")
-        .message("service must be one of ims, dws, evs for provider huaweicloud, and vm for provider zenlayer")
+    validation = Rule::new("(self.provider == 'huaweicloud' && self.service in ['ims', 'dws', 'evs', 'ecs']) || (self.provider == 'zenlayer' && self.service == 'vm')")
+        .message("service must be one of ims, dws, evs, ecs for provider huaweicloud, and vm for provider zenlayer")
         .reason(Reason::FieldValueInvalid)
         .field_path(".service")
 )]
@@ -62,8 +62,9 @@ pub struct CloudQuotaSpec {
     /// Cloud provider: `huaweicloud` or `zenlayer`.
     pub provider: Provider,
 
-    /// Provider service whose quota is read: `ims` (images), `dws` (GaussDB(DWS)) or `evs`
-    /// (disks and snapshots) for huaweicloud; `vm` (images per zone) for zenlayer.
+    /// Provider service whose quota is read: `ims` (images), `dws` (GaussDB(DWS)), `evs`
+    /// (disks and snapshots) or `ecs` (servers, cores, RAM) for huaweicloud; `vm` (images per
+    /// zone) for zenlayer.
     pub service: Service,
 
     /// Region, e.g. `cn-north-4`. Required for huaweicloud unless `endpoint` is set; it selects
@@ -134,6 +135,7 @@ pub enum Service {
     Ims,
     Dws,
     Evs,
+    Ecs,
     Vm,
 }
 
@@ -152,6 +154,7 @@ impl Service {
             Service::Ims => "ims",
             Service::Dws => "dws",
             Service::Evs => "evs",
+            Service::Ecs => "ecs",
             Service::Vm => "vm",
         }
     }

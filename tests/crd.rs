@@ -152,7 +152,7 @@ fn spec_contract_fields_defaults_and_rules() {
     );
     assert_eq!(
         props["service"]["enum"],
-        serde_json::json!(["ims", "dws", "evs", "vm"])
+        serde_json::json!(["ims", "dws", "evs", "ecs", "vm"])
     );
     assert_eq!(props["interval"]["default"], "5m");
     assert_eq!(
@@ -168,7 +168,7 @@ fn spec_contract_fields_defaults_and_rules() {
     assert!(
         rules
             .iter()
-            .any(|r| r.contains("self.service in ['ims', 'dws', 'evs']"))
+            .any(|r| r.contains("self.service in ['ims', 'dws', 'evs', 'ecs']"))
     );
     assert!(rules.iter().any(|r| r.contains("has(self.projectId)")));
     assert_eq!(
@@ -251,6 +251,7 @@ fn samples_parse_as_cloudquotas() {
         seen.into_iter().collect::<Vec<_>>(),
         [
             "huaweicloud/dws",
+            "huaweicloud/ecs",
             "huaweicloud/evs",
             "huaweicloud/ims",
             "zenlayer/vm"

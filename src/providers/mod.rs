@@ -18,6 +18,7 @@ pub mod errors;
 pub mod http;
 pub mod huawei;
 pub mod huawei_dws;
+pub mod huawei_ecs;
 pub mod huawei_evs;
 pub mod huawei_ims;
 pub mod parse;
@@ -117,6 +118,7 @@ impl Providers {
             (Provider::Huaweicloud, Service::Ims) => Ok(self.ims.as_ref()),
             (Provider::Huaweicloud, Service::Dws) => Ok(&huawei_dws::DWS),
             (Provider::Huaweicloud, Service::Evs) => Ok(&huawei_evs::EVS),
+            (Provider::Huaweicloud, Service::Ecs) => Ok(&huawei_ecs::ECS),
             (Provider::Zenlayer, Service::Vm) => Ok(&zenlayer_vm::ZenlayerVm),
             (p, s) => Err(ProviderError::InvalidConfig(format!(
                 "service {s} is not offered by provider {p}"
