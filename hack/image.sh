@@ -173,8 +173,9 @@ cargo_version() { awk -F'"' '/^version = / { print $2; exit }' Cargo.toml; }
 
 build_image() {
   local ctx rev
-  log "cargo build --release --locked --bin cloudquota"
-  cargo build --release --locked --quiet --bin cloudquota
+  # -p: only the operator's features (the workspace's test tools enable more, e.g. reqwest json).
+  log "cargo build --release --locked -p cloudquota --bin cloudquota"
+  cargo build --release --locked --quiet -p cloudquota --bin cloudquota
   # A build context holding only the binary: the Dockerfile's BINARY=prebuilt stage copies it.
   ctx="$(mktemp -d)"
   cp target/release/cloudquota "${ctx}/cloudquota"
