@@ -4,7 +4,7 @@
 #   docker build -t ghcr.io/cloudquota/cloudquota:0.1.0 .          # compile in the Rust image
 #   podman build -t ghcr.io/cloudquota/cloudquota:0.1.0 .          # same, with podman
 #
-#   cargo build --release --locked --bin cloudquota                # or: reuse a cargo build
+#   cargo build --release --locked -p cloudquota --bin cloudquota  # or: reuse a cargo build
 #   mkdir -p dist && cp target/release/cloudquota dist/
 #   docker build --build-arg BINARY=prebuilt -f Dockerfile -t cloudquota:dev dist/
 #
@@ -38,7 +38,7 @@ COPY . ./
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo auditable build --release --locked --bin cloudquota \
+    cargo auditable build --release --locked -p cloudquota --bin cloudquota \
  && install -D -m 0755 target/release/cloudquota /out/cloudquota
 
 FROM scratch AS binary-prebuilt

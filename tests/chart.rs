@@ -750,7 +750,7 @@ fn chart_metadata() {
 fn dockerfile_contract() {
     let dockerfile = read("Dockerfile");
     for needle in [
-        "cargo build --release --locked --bin cloudquota",
+        "build --release --locked -p cloudquota --bin cloudquota",
         "FROM gcr.io/distroless/cc-debian12:nonroot",
         "USER 65532:65532",
         r#"ENTRYPOINT ["/cloudquota"]"#,
