@@ -187,7 +187,8 @@ CP_DIR=""
 cleanup() {
   local rc=$?
   if [[ -n "${CP_DIR}" ]]; then
-    if (( rc != 0 )) && [[ -f "${CP_DIR}/kube-apiserver.log" ]]; then
+    # (hack/test.sh prints the saved logs itself.)
+    if (( rc != 0 )) && [[ -z "${CLOUDQUOTA_ARTIFACTS_DIR:-}" && -f "${CP_DIR}/kube-apiserver.log" ]]; then
       echo "--- last kube-apiserver log lines" >&2
       tail -n 15 "${CP_DIR}/kube-apiserver.log" >&2 || true
     fi

@@ -14,9 +14,10 @@
 #                      the single steps, for fault-injection tests
 #   status             print state; exit 0 iff both run and /readyz is ok
 #   env                print DIR/env (eval "$(hack/controlplane.sh env)")
-#   destroy            stop, then delete DIR (its *.log files are copied to
-#                      $CLOUDQUOTA_ARTIFACTS_DIR/<DIR's name>/ first when that
-#                      is set: hack/lib/artifacts.sh)
+#   destroy            stop (SIGKILL unless CLOUDQUOTA_CP_STOP_SIGNAL is set:
+#                      the data is deleted anyway), then delete DIR; its *.log
+#                      files are first copied to $CLOUDQUOTA_ARTIFACTS_DIR/
+#                      <DIR's name>/ when that is set (hack/lib/artifacts.sh)
 #   kubectl ARGS...    run the built kubectl against the control plane
 #                      (DIR from CLOUDQUOTA_CP_DIR only)
 #
@@ -541,9 +542,12 @@ cmd_status() {
 }
 
 cmd_destroy() {
+  # Logs first, so that they end with what happened, not with our shutdown.
+  [[ ! -f "${DIR}/.cloudquota-cp" ]] || artifacts_save "${DIR}" "$(basename "${DIR}")"
+  # No graceful stop for data about to be deleted (etcd's waits ~7 s for open watches).
+  [[ -n "${CLOUDQUOTA_CP_STOP_SIGNAL:-}" ]] || STOP_SIGNAL=KILL
   cmd_stop
   [[ -f "${DIR}/.cloudquota-cp" ]] || die "${DIR} is not a control-plane dir; not deleting"
-  artifacts_save "${DIR}" "$(basename "${DIR}")"
   rm -rf "${DIR}"
   log "deleted ${DIR}"
 }
