@@ -136,6 +136,14 @@ pub struct RunArgs {
     /// How long a credentials Secret read is shared by the objects that use it.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub secret_ttl: Duration,
+    /// Publish cluster-autoscaler CapacityQuotas for CloudQuotas with `spec.capacityQuota`
+    /// (watches Nodes; needs the chart's capacityQuota RBAC).
+    #[arg(long)]
+    pub capacity_quotas: bool,
+    /// Namespace whose CloudQuotas may publish CapacityQuotas (repeatable; none by default).
+    /// A CapacityQuota limits scale-up cluster-wide: trust only namespaces of cluster admins.
+    #[arg(long = "capacity-quota-namespace", value_name = "NS", requires = "capacity_quotas")]
+    pub capacity_quota_namespaces: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -371,6 +379,11 @@ async fn run(args: RunArgs) -> Result<(), String> {
         identity,
         export_thresholds: args.export_thresholds,
         shutdown_timeout: args.shutdown_timeout,
+        capacity: args
+            .capacity_quotas
+            .then(|| controller::capacity::Config {
+                trusted_namespaces: args.capacity_quota_namespaces.clone(),
+            }),
     };
     tracing::info!(
         allowed_hosts = ?hosts,

@@ -37,7 +37,8 @@ pub const DEFAULT_CRITICAL: i64 = 95;
     printcolumn = r#"{"name":"Worst","type":"string","jsonPath":".status.worst"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    printcolumn = r#"{"name":"Last Sync","type":"date","jsonPath":".status.lastSyncTime","priority":1}"#
+    printcolumn = r#"{"name":"Last Sync","type":"date","jsonPath":".status.lastSyncTime","priority":1}"#,
+    printcolumn = r#"{"name":"CA Quota Valid","type":"string","jsonPath":".status.capacityQuota.valid","priority":1}"#
 )]
 #[x_kube(
     validation = Rule::new("(self.provider == 'huaweicloud' && self.service in ['ims', 'dws', 'evs', 'ecs']) || (self.provider == 'zenlayer' && self.service == 'vm')")
@@ -56,6 +57,12 @@ pub const DEFAULT_CRITICAL: i64 = 95;
         .message("region is required for provider huaweicloud unless endpoint is set")
         .reason(Reason::FieldValueRequired)
         .field_path(".region")
+)]
+#[x_kube(
+    validation = Rule::new("!has(self.capacityQuota) || self.service == 'ecs' || (has(self.capacityQuota.resources) && size(self.capacityQuota.resources) > 0)")
+        .message("capacityQuota.resources is required unless service is ecs (which defaults to cpu<-cores, memory<-ram, nodes<-instances)")
+        .reason(Reason::FieldValueRequired)
+        .field_path(".capacityQuota.resources")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct CloudQuotaSpec {
@@ -114,6 +121,13 @@ pub struct CloudQuotaSpec {
     /// Stop polling (for GitOps pauses). Status keeps the last data.
     #[serde(default)]
     pub suspend: bool,
+
+    /// Publish a cluster-autoscaler `CapacityQuota` (cluster-scoped) whose limits are what the
+    /// matching Nodes already have plus the cloud's remaining headroom, so the autoscaler never
+    /// asks the cloud for more than its quota allows. Honoured only when the operator runs with
+    /// the feature on and trusts this namespace (`--capacity-quota-namespace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_quota: Option<CapacityQuotaPublishing>,
 }
 
 fn default_interval() -> String {
@@ -243,6 +257,96 @@ pub struct ThresholdOverride {
     pub critical: i64,
 }
 
+/// Which cluster-autoscaler `CapacityQuota` to publish, over which Nodes, from which resources.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CapacityQuotaPublishing {
+    /// Name of the CapacityQuota (cluster-scoped). Default: `cloudquota-<namespace>-<name>`,
+    /// shortened with a hash suffix to 63 characters. An existing CapacityQuota that this
+    /// CloudQuota did not create is never changed or deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub name: Option<String>,
+
+    /// The Nodes the quota applies to (a label selector; absent: all Nodes). The published
+    /// limits count the capacity of exactly these Nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+
+    /// Which cloud resource feeds which autoscaler resource. Default for service `ecs`:
+    /// `cpu` from `cores`, `memory` from `ram` (MB), `nodes` from `instances`. Required for
+    /// every other service. Several entries for one autoscaler resource: the smallest wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub resources: Vec<CapacityResourceMapping>,
+}
+
+/// One autoscaler resource fed by one cloud resource.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(validation = Rule::new("!has(self.perNode) || self.name == 'nodes'").message("perNode is only allowed for the nodes resource"))]
+#[serde(rename_all = "camelCase")]
+pub struct CapacityResourceMapping {
+    /// Autoscaler resource: `cpu` (cores), `memory` (bytes), `nodes`, or a custom resource name
+    /// as it appears in Node capacity (e.g. `nvidia.com/gpu`).
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+    )]
+    pub name: String,
+
+    /// Cloud resource name as in `status.resources`, e.g. `cores`, `ram`, `volumes_SSD`.
+    /// `memory` reads it in MB as Huawei reports `ram` (1 MB = 1 MiB = 1048576 bytes); every
+    /// other resource one for one.
+    #[schemars(length(min = 1, max = 128))]
+    pub from: String,
+
+    /// For `nodes` only: how many of the cloud resource each Node consumes (e.g. 2 disks per
+    /// Node): the headroom is divided by it, rounded down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub per_node: Option<i64>,
+}
+
+/// The CapacityQuota this object publishes, and what the cluster autoscaler says about it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedCapacityQuota {
+    /// Name of the CapacityQuota.
+    pub name: String,
+
+    /// `apiVersion` it is written with (`autoscaling.x-k8s.io/v1beta1` when served, else
+    /// `v1alpha1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+
+    /// The limits as published (`spec.limits.resources`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub limits: std::collections::BTreeMap<String, String>,
+
+    /// What the autoscaler counts as used (its `status.used.resources`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub used: std::collections::BTreeMap<String, String>,
+
+    /// The autoscaler's validity condition (`True`: enforced); absent until it has judged it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid: Option<String>,
+
+    /// The message of that condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+
+    /// Nodes matching the selector when the limits were computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<i64>,
+
+    /// When the limits were last computed from fresh cloud data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_time: Option<Time>,
+}
+
 /// Observed quota state, written by the operator.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -297,6 +401,12 @@ pub struct CloudQuotaStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
+
+    /// The published cluster-autoscaler CapacityQuota (see `spec.capacityQuota`), with the
+    /// autoscaler's own view of it. Written by the capacity publisher (field manager
+    /// `cloudquota-capacity`), with the `CapacityQuotaPublished` condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_quota: Option<PublishedCapacityQuota>,
 }
 
 /// A list-map keyed by `type` (`x-kubernetes-list-type: map`), as Kubernetes' own APIs mark

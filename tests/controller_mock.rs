@@ -145,6 +145,7 @@ fn cloudquota(endpoint: &str, warning: i64) -> CloudQuota {
                 ..Thresholds::default()
             },
             suspend: false,
+            capacity_quota: None,
         },
     );
     cq.metadata.namespace = Some("team-a".into());

@@ -46,6 +46,8 @@ pub async fn apply(
     // Only our own conditions: the list is a map keyed by type, and the others belong to
     // other field managers.
     next.conditions = status::own_conditions(&next.conditions).cloned().collect();
+    // status.capacityQuota belongs to the capacity publisher's field manager.
+    next.capacity_quota = None;
     let patch = json!({
         "apiVersion": "cloudquota.io/v1alpha1",
         "kind": "CloudQuota",

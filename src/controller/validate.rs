@@ -160,6 +160,7 @@ mod tests {
                 interval: "5m".into(),
                 thresholds: Thresholds::default(),
                 suspend: false,
+                capacity_quota: None,
             },
         )
     }

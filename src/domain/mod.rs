@@ -2,6 +2,7 @@
 //! and is unit-tested directly.
 
 pub mod allowlist;
+pub mod capacity;
 pub mod check;
 pub mod duration;
 pub mod model;
