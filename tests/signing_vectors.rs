@@ -232,7 +232,12 @@ fn vectors_cover_the_quota_apis() {
         .iter()
         .map(|v| s(&v["input"], "path"))
         .collect();
-    for needle in ["/v1/cloudimages/quota", "/quotas", "/os-quota-sets/"] {
+    for needle in [
+        "/v1/cloudimages/quota",
+        "/quotas",
+        "/os-quota-sets/",
+        "/cloudservers/limits",
+    ] {
         assert!(
             hw_paths.iter().any(|p| p.contains(needle)),
             "no Huawei vector for {needle}"
@@ -249,4 +254,31 @@ fn vectors_cover_the_quota_apis() {
             .iter()
             .any(|v| v["input"]["action"] == "DescribeImageQuota")
     );
+}
+
+/// The ECS provider requests exactly the path the SDK's `EcsClient.show_server_limits` builds
+/// (the SDK is the ground truth for an API no seed document covers), with no query.
+#[test]
+fn ecs_path_is_the_sdk_clients() {
+    let hw = load("huaweicloud_sign.json");
+    let clients: Vec<&Value> = vectors(&hw)
+        .iter()
+        .filter(|v| s(v, "source") == "client:EcsClient.show_server_limits_http_info")
+        .filter(|v| opt(&v["input"], "project_id").is_some())
+        .collect();
+    assert!(
+        !clients.is_empty(),
+        "no EcsClient vectors with a project id; run hack/gen-vectors.sh"
+    );
+    for v in clients {
+        let inp = &v["input"];
+        let project = s(inp, "project_id");
+        let ours = (cloudquota::providers::huawei_ecs::ECS.path)(
+            &cloudquota::providers::huawei::segment(project),
+        );
+        assert_eq!(ours, s(inp, "path"), "{}", s(v, "name"));
+        assert_eq!(s(inp, "method"), "GET");
+        assert!(pairs(&inp["query"]).is_empty(), "{}", s(v, "name"));
+        assert!(cloudquota::providers::huawei_ecs::ECS.query.is_empty());
+    }
 }

@@ -16,7 +16,7 @@ Nothing here re-implements a signature. Every expected value comes from the SDKs
 * Huawei Cloud (huaweicloudsdkcore): a ``SdkRequest`` is signed by
   ``BasicCredentials.sign_request`` -> ``Signer.sign`` (SDK-HMAC-SHA256), exactly the call the
   SDK's clients make. "client" vectors go one step further and let the real ``ImsClient`` /
-  ``DwsClient`` / ``EvsClient`` build the quota request (``build_future_request``), so the
+  ``DwsClient`` / ``EvsClient`` / ``EcsClient`` build the quota request (``build_future_request``), so the
   real paths, path-parameter quoting and default headers are covered too. The clock is
   fixed by swapping the ``datetime`` class the signer module uses for one whose ``utcnow()``
   returns the vector's timestamp. The canonical request and string-to-sign are recorded by
@@ -54,6 +54,8 @@ from huaweicloudsdkcore.sdk_request import SdkRequest  # noqa: E402
 from huaweicloudsdkcore.signer import signer as hw_signer_mod  # noqa: E402
 from huaweicloudsdkcore.signer.signer import Signer  # noqa: E402
 from huaweicloudsdkdws.v2 import DwsClient, ListQuotasRequest  # noqa: E402
+from huaweicloudsdkecs.v2 import EcsClient, ShowServerLimitsRequest  # noqa: E402
+from huaweicloudsdkecs.v2.model.server_limits import ServerLimits  # noqa: E402
 from huaweicloudsdkevs.v2 import CinderListQuotasRequest, EvsClient  # noqa: E402
 from huaweicloudsdkims.v2 import ImsClient, ShowImageQuotaRequest  # noqa: E402
 
@@ -297,6 +299,7 @@ JSON_CT = [["Content-Type", "application/json"]]
 IMS_HOST = "ims.cn-north-4.myhuaweicloud.com"
 DWS_HOST = "dws.ap-southeast-1.myhuaweicloud.com"
 EVS_HOST = "evs.cn-north-4.myhuaweicloud.com"
+ECS_HOST = "ecs.cn-north-4.myhuaweicloud.com"
 LONG_TOKEN = ("gQpjbi1ub3J0aC00jN2QwYWEzZTU0YzQ0YjQ3Yjg1ZWJmNGY2ZDgxZjhkMjA2YWYy" * 12) + "=="
 
 
@@ -320,6 +323,11 @@ def huawei_vectors():
                headers=JSON_CT, project_id=HW_PID))
     v.append(s("evs quota sets, no usage, trailing slash", "GET", EVS_HOST,
                "/v2/%s/os-quota-sets/%s/" % (HW_PID, HW_PID), headers=JSON_CT, project_id=HW_PID))
+    v.append(s("ecs server limits", "GET", ECS_HOST, "/v1/%s/cloudservers/limits" % HW_PID,
+               headers=JSON_CT, project_id=HW_PID))
+    v.append(s("ecs server limits, security token", "GET", ECS_HOST,
+               "/v1/%s/cloudservers/limits" % HW_PID, headers=JSON_CT, project_id=HW_PID,
+               token=LONG_TOKEN))
     # --- methods and bodies ------------------------------------------------------------------
     v.append(s("POST json body", "POST", IMS_HOST, "/v2/%s/images" % HW_PID, headers=JSON_CT,
                body='{"name": "img-1", "min_disk": 40, "tags": ["a", "b"]}', project_id=HW_PID))
@@ -462,6 +470,7 @@ def huawei_vectors():
     ims_info = ImsClient._show_image_quota_http_info
     dws_info = DwsClient._list_quotas_http_info
     evs_info = EvsClient._cinder_list_quotas_http_info
+    ecs_info = EcsClient._show_server_limits_http_info
     v.append(c("ImsClient.show_image_quota", ImsClient, ims_info, ShowImageQuotaRequest(),
                "https://ims.cn-north-4.myhuaweicloud.com"))
     v.append(c("ImsClient.show_image_quota without project id", ImsClient, ims_info,
@@ -491,6 +500,14 @@ def huawei_vectors():
     v.append(c("EvsClient.cinder_list_quotas without project id", EvsClient, evs_info,
                CinderListQuotasRequest(target_project_id=HW_PID, usage="true"),
                "https://evs.cn-north-4.myhuaweicloud.com", project_id=None, token="t"))
+    v.append(c("EcsClient.show_server_limits", EcsClient, ecs_info, ShowServerLimitsRequest(),
+               "https://ecs.cn-north-4.myhuaweicloud.com"))
+    v.append(c("EcsClient.show_server_limits loopback with token", EcsClient, ecs_info,
+               ShowServerLimitsRequest(), "http://127.0.0.1:18080", token="sts-token",
+               ts="2025-06-30T12:00:02Z"))
+    v.append(c("EcsClient.show_server_limits without project id (literal placeholder)", EcsClient,
+               ecs_info, ShowServerLimitsRequest(), "https://ecs.ap-southeast-1.myhuaweicloud.com",
+               project_id=None))
     return v
 
 
@@ -687,7 +704,7 @@ def zenlayer_vectors():
 
 def _versions():
     names = ["huaweicloudsdkcore", "huaweicloudsdkims", "huaweicloudsdkdws", "huaweicloudsdkevs",
-             "zenlayercloud-sdk-python"]
+             "huaweicloudsdkecs", "zenlayercloud-sdk-python"]
     out = {}
     for n in names:
         try:
@@ -720,12 +737,29 @@ def _write(path, algorithm, vectors, notes):
     print("wrote %d vectors to %s" % (len(vectors), path))
 
 
+ECS_FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
+                           "fixtures", "ecs_show_server_limits.json")
+
+
+def check_ecs_fixture():
+    """The ECS parser's fixture must carry exactly the JSON keys of the SDK's ServerLimits model,
+    so a new pair in a newer SDK shows up here (and in the parser's unit test) on regeneration."""
+    with open(ECS_FIXTURE, encoding="utf-8") as f:
+        got = set(json.load(f)["absolute"])
+    want = set(ServerLimits.attribute_map.values())
+    if got != want:
+        raise SystemExit("%s: keys differ from huaweicloudsdkecs ServerLimits: missing %s, extra %s"
+                         % (ECS_FIXTURE, sorted(want - got), sorted(got - want)))
+    print("ecs fixture matches ServerLimits (%d keys)" % len(want))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out-dir", default=os.path.join(os.path.dirname(__file__), "..", "..",
                                                       "tests", "vectors"))
     args = ap.parse_args()
     os.makedirs(args.out_dir, exist_ok=True)
+    check_ecs_fixture()
     _write(os.path.join(args.out_dir, "huaweicloud_sign.json"), "SDK-HMAC-SHA256", huawei_vectors(), [
         "input.headers: headers handed to BasicCredentials.sign_request, in order (dict order).",
         "input.project_id: BasicCredentials project id; a non-empty one adds X-Project-Id.",
