@@ -57,7 +57,7 @@ struct KeyCount {
 #[derive(Default)]
 pub(crate) struct CounterStore {
     total: AtomicU64,
-    per_service: [AtomicU64; 4],
+    per_service: [AtomicU64; Service::ALL.len()],
     per_key: Mutex<HashMap<(Service, String), KeyCount>>,
     auth_failures: AtomicU64,
     faults_served: AtomicU64,

@@ -81,8 +81,9 @@ pub enum Fault {
     /// Zenlayer: the document's shape `imageRegionQuota[{regionId,count,maxCount}]` instead of
     /// the SDK's `images[{zoneId,count,maxCount}]`.
     ZenlayerDocShape,
-    /// DWS / Zenlayer: numbers as JSON strings (`true`) or integers (`false`). Defaults are
-    /// strings for DWS (seed 002) and integers for Zenlayer (SDK model).
+    /// DWS / ECS / Zenlayer: numbers as JSON strings (`true`) or integers (`false`). Defaults
+    /// are strings for DWS (seed 002) and integers for ECS and Zenlayer (SDK models; the older
+    /// ECS `/v2.1` limits docs type them String).
     NumbersAsStrings { strings: bool },
     /// DWS: how a missing unit is rendered.
     DwsUnit { style: UnitStyle },
@@ -107,7 +108,9 @@ impl Fault {
         let ok = match self {
             Fault::ImsPathNotFound { .. } => service == Service::Ims,
             Fault::ZenlayerDocShape => service == Service::Vm,
-            Fault::NumbersAsStrings { .. } => matches!(service, Service::Dws | Service::Vm),
+            Fault::NumbersAsStrings { .. } => {
+                matches!(service, Service::Dws | Service::Ecs | Service::Vm)
+            }
             Fault::DwsUnit { .. } => service == Service::Dws,
             Fault::Status { status, .. } => (100..=599).contains(status),
             Fault::SlowDrip { chunk_bytes, .. } => *chunk_bytes > 0,

@@ -1,4 +1,4 @@
-//! The simulated cloud: Huawei Cloud IMS / DWS / EVS and Zenlayer quota APIs on one plain
+//! The simulated cloud: Huawei Cloud IMS / DWS / EVS / ECS and Zenlayer quota APIs on one plain
 //! HTTP/1.1 loopback listener, with real request signing checks, mutable quota data, fault
 //! injection and counters. Integration tests run it in-process ([`start`]); the demo and the
 //! benchmarks run the `cloudquota-sim` binary and drive it through the `/_sim/` admin API.
@@ -10,9 +10,11 @@
 //! | IMS | `GET /v1/{project_id}/cloudimages/quota`, `GET /v1/cloudimages/quota` + `X-Project-Id` | project id |
 //! | DWS | `GET /v1.0/{project_id}/quotas` | project id |
 //! | EVS | `GET /v2/{project_id}/os-quota-sets/{project_id}?usage=True` | project id |
+//! | ECS | `GET /v1/{project_id}/cloudservers/limits` | project id |
 //! | Zenlayer | `POST /api/v2/vm`, `x-zc-action: DescribeImageQuota`, `x-zc-service: vm`, `x-zc-version` | account |
 //!
-//! Every project id / account starts with the seed documents' example data ([`model::seed`]).
+//! Every project id / account starts with the seed documents' example data ([`model::seed`]);
+//! ECS, which no seed document covers, with plausible numbers in the SDK model's shape.
 //!
 //! Authentication: Huawei requests need `Authorization: SDK-HMAC-SHA256 Access=..,
 //! SignedHeaders=.., Signature=..` (with `host` and `x-sdk-date` signed) and an `X-Sdk-Date`
@@ -57,7 +59,9 @@
 //! | `DELETE /_sim/faults/{id}` | | 204 / 404 |
 //! | `POST /_sim/reset` | | 204: quotas re-seeded, faults and counters cleared, credentials back to the config |
 //!
-//! `service` is `ims`, `dws`, `evs` or `vm`; `key` a project id (Huawei) or account (Zenlayer).
+//! `service` is `ims`, `dws`, `evs`, `ecs` or `vm`; `key` a project id (Huawei) or account (Zenlayer).
+//! ECS resource names are those of [`model::ECS_PAIRS`] (`instances`, `cores`, `ram`, ...; each
+//! rendered as its `max*`/`total*Used` pair); other names are refused with 400.
 //! Fault kinds (`"kind"`): `latency {ms}`, `status {status, retry_after?, body?}`, `throttle
 //! {retry_after?}`, `malformed_json`, `missing_field {field?}`, `wrong_type {field?}`,
 //! `oversized {bytes}`, `connection_reset`, `slow_drip {chunk_bytes?, delay_ms}`,
@@ -103,7 +107,7 @@ pub use model::{Service, SimResource};
 /// Errors of the control API.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SimError {
-    #[error("unknown service {0:?} (expected ims, dws, evs or vm)")]
+    #[error("unknown service {0:?} (expected ims, dws, evs, ecs or vm)")]
     UnknownService(String),
     #[error("invalid request: {0}")]
     Invalid(String),

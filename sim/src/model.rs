@@ -1,4 +1,4 @@
-//! Quota data held by the simulator: one generic resource record for all four APIs, the seed
+//! Quota data held by the simulator: one generic resource record for all five APIs, the seed
 //! data taken from the vendor documents, and the lazily seeded store.
 
 use std::collections::HashMap;
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::SimError;
 
-/// The four simulated quota APIs. Also the scope of faults and counters.
+/// The five simulated quota APIs. Also the scope of faults and counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Service {
@@ -20,13 +20,21 @@ pub enum Service {
     Dws,
     /// Huawei Cloud EVS `GET /v2/{project_id}/os-quota-sets/{project_id}?usage=True`.
     Evs,
+    /// Huawei Cloud ECS `GET /v1/{project_id}/cloudservers/limits` (`ShowServerLimits`).
+    Ecs,
     /// Zenlayer `DescribeImageQuota` (`POST /api/v2/vm`).
     Vm,
 }
 
 impl Service {
     /// All services, in a stable order.
-    pub const ALL: [Service; 4] = [Service::Ims, Service::Dws, Service::Evs, Service::Vm];
+    pub const ALL: [Service; 5] = [
+        Service::Ims,
+        Service::Dws,
+        Service::Evs,
+        Service::Ecs,
+        Service::Vm,
+    ];
 
     /// The lowercase name used in the admin API and in counters.
     pub fn as_str(self) -> &'static str {
@@ -34,6 +42,7 @@ impl Service {
             Service::Ims => "ims",
             Service::Dws => "dws",
             Service::Evs => "evs",
+            Service::Ecs => "ecs",
             Service::Vm => "vm",
         }
     }
@@ -49,7 +58,8 @@ impl Service {
             Service::Ims => 0,
             Service::Dws => 1,
             Service::Evs => 2,
-            Service::Vm => 3,
+            Service::Ecs => 3,
+            Service::Vm => 4,
         }
     }
 }
@@ -68,6 +78,7 @@ impl FromStr for Service {
             "ims" => Ok(Service::Ims),
             "dws" => Ok(Service::Dws),
             "evs" => Ok(Service::Evs),
+            "ecs" => Ok(Service::Ecs),
             "vm" | "zenlayer" => Ok(Service::Vm),
             _ => Err(SimError::UnknownService(s.to_string())),
         }
@@ -80,6 +91,8 @@ impl FromStr for Service {
 /// * IMS: `name` = `type` (`image`), `used`, `limit` = `quota`, `min`, `max`.
 /// * DWS: `name` = `type`, `used`, `limit` = `quota`, `unit` (`None` renders as `"null"`).
 /// * EVS: `name` = quota_set key (`volumes_SSD`, ...), `used` = `in_use`, `limit`, `reserved`.
+/// * ECS: `name` = one of [`ECS_PAIRS`] (`instances`, `cores`, `ram`, ...), rendered as its
+///   `max*` / `total*Used` pair of `absolute`; `unit` (`MB` for RAM) is not on the wire.
 /// * Zenlayer: `name` = `image`, `zone` = `zoneId`, `used` = `count`, `limit` = `maxCount`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimResource {
@@ -131,6 +144,33 @@ impl SimResource {
 /// The only Zenlayer resource name: image quotas per zone.
 pub const ZENLAYER_RESOURCE: &str = "image";
 
+/// ECS resources and the `absolute` keys they are rendered as: (name, limit key, usage key), as
+/// in the SDK's `ServerLimits` model (huaweicloudsdkecs). Kept apart from the operator's own
+/// table on purpose: the simulator plays the service, so a wrong key in either one shows up.
+pub const ECS_PAIRS: [(&str, &str, &str); 9] = [
+    ("instances", "maxTotalInstances", "totalInstancesUsed"),
+    ("cores", "maxTotalCores", "totalCoresUsed"),
+    ("ram", "maxTotalRAMSize", "totalRAMUsed"),
+    (
+        "spot_instances",
+        "maxTotalSpotInstances",
+        "totalSpotInstancesUsed",
+    ),
+    ("spot_cores", "maxTotalSpotCores", "totalSpotCoresUsed"),
+    ("spot_ram", "maxTotalSpotRAMSize", "totalSpotRAMUsed"),
+    (
+        "floating_ips",
+        "maxTotalFloatingIps",
+        "totalFloatingIpsUsed",
+    ),
+    (
+        "security_groups",
+        "maxSecurityGroups",
+        "totalSecurityGroupsUsed",
+    ),
+    ("server_groups", "maxServerGroups", "totalServerGroupsUsed"),
+];
+
 /// The seed data of a service (the example responses of the vendor documents).
 pub fn seed(service: Service) -> Vec<SimResource> {
     match service {
@@ -177,6 +217,25 @@ pub fn seed(service: Service) -> Vec<SimResource> {
             ..SimResource::new(name, used, limit)
         })
         .collect(),
+        // No seed document: the SDK model's pairs with plausible numbers. Cores at 86% and RAM
+        // at 86% (MB) so thresholds have something to show; spot cores and RAM unlimited.
+        Service::Ecs => [
+            ("instances", 43, 100, None),
+            ("cores", 172, 200, None),
+            ("ram", 352_256, 409_600, Some("MB")),
+            ("spot_instances", 2, 20, None),
+            ("spot_cores", 8, -1, None),
+            ("spot_ram", 16_384, -1, Some("MB")),
+            ("floating_ips", 1, 10, None),
+            ("security_groups", 4, 10, None),
+            ("server_groups", 0, 10, None),
+        ]
+        .into_iter()
+        .map(|(name, used, limit, unit)| SimResource {
+            unit: unit.map(str::to_string),
+            ..SimResource::new(name, used, limit)
+        })
+        .collect(),
         // Seed 004 zone plus two more so filters and multi-zone handling get exercised.
         Service::Vm => vec![
             SimResource::zone("sa-jeddah-1a", 0, 5),
@@ -197,6 +256,13 @@ pub(crate) fn validate(service: Service, r: &SimResource) -> Result<(), SimError
             "zenlayer (vm) resources need a zone".into(),
         )),
         (Service::Vm, Some(_)) => Ok(()),
+        (Service::Ecs, None) if !ECS_PAIRS.iter().any(|(n, _, _)| *n == r.name) => {
+            Err(SimError::Invalid(format!(
+                "ecs has no resource {:?} (one of: {})",
+                r.name,
+                ECS_PAIRS.map(|(n, _, _)| n).join(", ")
+            )))
+        }
         (_, Some(_)) => Err(SimError::Invalid(format!(
             "{service} resources have no zone"
         ))),
@@ -251,7 +317,8 @@ impl QuotaStore {
                         r.max = Some(i64::from(i32::MAX));
                     }
                     Service::Evs => r.reserved = Some(0),
-                    Service::Dws | Service::Vm => {}
+                    Service::Ecs if r.name.ends_with("ram") => r.unit = Some("MB".into()),
+                    Service::Dws | Service::Ecs | Service::Vm => {}
                 }
                 set.push(r);
                 set.len() - 1

@@ -1,4 +1,4 @@
-//! The provider side of the listener: routing of the four quota APIs, authentication, fault
+//! The provider side of the listener: routing of the five quota APIs, authentication, fault
 //! application and rendering of the provider-specific JSON.
 
 use std::convert::Infallible;
@@ -24,7 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use super::Shared;
 use super::auth::mask;
 use super::faults::{Applied, Fault, ImsPath, UnitStyle};
-use super::model::{Service, SimResource};
+use super::model::{ECS_PAIRS, Service, SimResource};
 use super::verify::Received;
 
 // ---------------------------------------------------------------------------------------------
@@ -184,6 +184,9 @@ enum Route {
         project: String,
         target: String,
     },
+    Ecs {
+        project: String,
+    },
     Zenlayer {
         service: String,
     },
@@ -195,6 +198,7 @@ impl Route {
             Route::Ims { .. } => Service::Ims,
             Route::Dws { .. } => Service::Dws,
             Route::Evs { .. } => Service::Evs,
+            Route::Ecs { .. } => Service::Ecs,
             Route::Zenlayer { .. } => Service::Vm,
         }
     }
@@ -233,6 +237,9 @@ fn route(method: &Method, path: &str, headers: &HeaderMap) -> Option<Route> {
                 project: decode(p),
                 target: decode(t),
             })
+        }
+        ["v1", p, "cloudservers", "limits"] if huawei_get && !p.is_empty() => {
+            Some(Route::Ecs { project: decode(p) })
         }
         ["api", "v2", s] if !s.is_empty() => Some(Route::Zenlayer { service: decode(s) }),
         _ => None,
@@ -441,6 +448,33 @@ fn render_evs(project: &str, set: &[SimResource], usage: bool) -> Value {
     json!({"quota_set": qs})
 }
 
+/// ECS `ShowServerLimits`: every pair of the SDK's `ServerLimits` that the set holds, plus the
+/// model's limit-only keys (OpenStack's defaults) and an empty `limit_by_flavor`, which a client
+/// must ignore.
+fn render_ecs(set: &[SimResource], opts: &Render) -> Value {
+    let mut abs = Map::new();
+    for (key, v) in [
+        ("maxImageMeta", 128),
+        ("maxPersonality", 5),
+        ("maxPersonalitySize", 10240),
+        ("maxSecurityGroupRules", 20),
+        ("maxServerGroupMembers", 16),
+        ("maxServerMeta", 128),
+        ("maxTotalKeypairs", 100),
+    ] {
+        abs.insert(key.into(), num(v, opts.numbers_as_strings));
+    }
+    for r in set {
+        // validate() admits only names of ECS_PAIRS.
+        if let Some((_, max, used)) = ECS_PAIRS.iter().find(|(n, _, _)| *n == r.name) {
+            abs.insert((*max).into(), num(r.limit, opts.numbers_as_strings));
+            abs.insert((*used).into(), num(r.used, opts.numbers_as_strings));
+        }
+    }
+    abs.insert("limit_by_flavor".into(), Value::Array(Vec::new()));
+    json!({ "absolute": abs })
+}
+
 fn render_zenlayer(set: &[&SimResource], opts: &Render, rid: &str) -> Value {
     let (list_key, zone_key) = if opts.doc_shape {
         ("imageRegionQuota", "regionId")
@@ -470,6 +504,7 @@ fn default_field(service: Service) -> &'static str {
     match service {
         Service::Ims | Service::Dws => "quota",
         Service::Evs => "limit",
+        Service::Ecs => "maxTotalInstances",
         Service::Vm => "maxCount",
     }
 }
@@ -719,7 +754,7 @@ async fn huawei_call(
                 );
             }
         },
-        Route::Dws { project } => (project.clone(), None),
+        Route::Dws { project } | Route::Ecs { project } => (project.clone(), None),
         Route::Evs { project, target } => {
             if project != target {
                 let rid = huawei_request_id();
@@ -761,13 +796,17 @@ async fn huawei_call(
     };
     let set = shared.quotas.get(service, &key);
     let opts = Render {
-        numbers_as_strings: applied.numbers_as_strings.unwrap_or(true),
+        // DWS sends strings (seed 002); ECS integers (the SDK model types them int).
+        numbers_as_strings: applied
+            .numbers_as_strings
+            .unwrap_or(service == Service::Dws),
         unit_style: applied.unit_style.unwrap_or_default(),
         doc_shape: false,
     };
     let doc = match service {
         Service::Ims => render_ims(&set),
         Service::Dws => render_dws(&set, &opts),
+        Service::Ecs => render_ecs(&set, &opts),
         _ => render_evs(&key, &set, evs_usage),
     };
     let rid = huawei_request_id();
@@ -945,6 +984,11 @@ mod tests {
             route(&g, "/v2/a/os-quota-sets/b", &h),
             Some(Route::Evs { project, target }) if project == "a" && target == "b"
         ));
+        assert!(matches!(
+            route(&g, "/v1/p%2Fq/cloudservers/limits", &h),
+            Some(Route::Ecs { project }) if project == "p/q"
+        ));
+        assert!(route(&Method::POST, "/v1/p/cloudservers/limits", &h).is_none());
         assert!(route(&Method::POST, "/v1.0/p/quotas", &h).is_none());
         assert!(route(&g, "/v3/x", &h).is_none());
         assert!(matches!(

@@ -268,6 +268,94 @@ async fn evs_returns_seed_quota_set() {
     assert!(json_of(resp).await["badrequest"]["message"].is_string());
 }
 
+fn ecs_path(project: &str) -> String {
+    format!("/v1/{project}/cloudservers/limits")
+}
+
+#[tokio::test]
+async fn ecs_returns_server_limits_in_sdk_shape() {
+    let sim = start().await;
+    let path = ecs_path(PROJECT);
+    let resp = Hw::new(&path).send(&sim).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers().contains_key("x-request-id"));
+    let v = json_of(resp).await;
+    let abs = v["absolute"].as_object().unwrap();
+    // The SDK's ServerLimits model: 9 pairs, 7 limit-only keys, limit_by_flavor; integers.
+    assert_eq!(abs.len(), 26, "{abs:?}");
+    assert_eq!(abs["maxTotalCores"], 200);
+    assert_eq!(abs["totalCoresUsed"], 172);
+    assert_eq!(abs["maxTotalRAMSize"], 409_600);
+    assert_eq!(abs["maxTotalSpotCores"], -1);
+    assert_eq!(abs["maxTotalKeypairs"], 100);
+    assert_eq!(abs["limit_by_flavor"], json!([]));
+
+    // The operator's parser reads the simulator's answer: one resource per pair.
+    let body = serde_json::to_vec(&v).unwrap();
+    let q = cloudquota::providers::huawei_ecs::parse(&body).unwrap();
+    let names: Vec<_> = q.iter().map(|q| q.name.as_str()).collect();
+    let mut seeded: Vec<_> = sim.quota_set(Service::Ecs, PROJECT);
+    seeded.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        seeded.iter().map(|r| r.name.as_str()).collect::<Vec<_>>()
+    );
+    let ram = q.iter().find(|q| q.name == "ram").unwrap();
+    assert_eq!((ram.used, ram.unit.as_deref()), (352_256, Some("MB")));
+
+    // Usage moves; names outside the model are refused; a removed pair is absent on the wire.
+    sim.set_resource(Service::Ecs, PROJECT, "cores", None, Some(199), None)
+        .unwrap();
+    assert!(
+        sim.set_resource(Service::Ecs, PROJECT, "keypairs", None, Some(1), Some(2))
+            .is_err()
+    );
+    sim.set_quota_set(
+        Service::Ecs,
+        "older",
+        vec![SimResource::new("instances", 1, 10)],
+    )
+    .unwrap();
+    let v = json_of(Hw::new(&path).send(&sim).await).await;
+    assert_eq!(v["absolute"]["totalCoresUsed"], 199);
+    let v = json_of(Hw::new(&ecs_path("older")).send(&sim).await).await;
+    assert!(v["absolute"].get("maxTotalCores").is_none(), "{v}");
+    let q = cloudquota::providers::huawei_ecs::parse(&serde_json::to_vec(&v).unwrap()).unwrap();
+    assert_eq!(q.len(), 1);
+
+    // Numbers as strings (the older /v2.1 limits docs type them String) still parse.
+    sim.add_fault(FaultRule::new(Service::Ecs, Fault::NumbersAsStrings { strings: true }).times(1))
+        .unwrap();
+    let v = json_of(Hw::new(&path).send(&sim).await).await;
+    assert_eq!(v["absolute"]["maxTotalInstances"], "100");
+    assert!(cloudquota::providers::huawei_ecs::parse(&serde_json::to_vec(&v).unwrap()).is_ok());
+
+    // The default missing field is the instances limit: the parser names it.
+    sim.add_fault(FaultRule::new(Service::Ecs, Fault::MissingField { field: None }).times(1))
+        .unwrap();
+    let v = json_of(Hw::new(&path).send(&sim).await).await;
+    assert!(v["absolute"].get("maxTotalInstances").is_none());
+    let e = cloudquota::providers::huawei_ecs::parse(&serde_json::to_vec(&v).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("absolute.maxTotalInstances: missing"), "{e}");
+
+    // Signature checked like every Huawei API; POST is not an API.
+    let mut hw = Hw::new(&path);
+    hw.creds = HuaweiCredentials::new(DEMO_ACCESS_KEY, "wrong-secret");
+    assert_hw_401(hw.send(&sim).await, "verify aksk signature fail").await;
+    let resp = try_send(&sim, "POST", &path, std::iter::empty(), Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+
+    let c = sim.counters();
+    assert_eq!(c.service(Service::Ecs), 6);
+    assert_eq!(c.key(Service::Ecs, PROJECT), 4);
+}
+
 #[tokio::test]
 async fn zenlayer_returns_seed_in_sdk_shape() {
     let sim = start().await;

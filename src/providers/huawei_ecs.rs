@@ -58,7 +58,12 @@ pub const PAIRS: &[Pair] = &[
         "totalSpotInstancesUsed",
         None,
     ),
-    pair("spot_cores", "maxTotalSpotCores", "totalSpotCoresUsed", None),
+    pair(
+        "spot_cores",
+        "maxTotalSpotCores",
+        "totalSpotCoresUsed",
+        None,
+    ),
     pair(
         "spot_ram",
         "maxTotalSpotRAMSize",
@@ -155,7 +160,10 @@ mod tests {
             ]
         );
         // Limit-only keys of the model are not resources.
-        assert!(!q.iter().any(|q| q.name.contains("keypair") || q.name.contains("meta")));
+        assert!(
+            !q.iter()
+                .any(|q| q.name.contains("keypair") || q.name.contains("meta"))
+        );
         assert!(q.iter().all(|q| q.reserved.is_none() && q.zone.is_none()));
     }
 
@@ -233,9 +241,11 @@ mod tests {
     #[test]
     fn names_are_unique_snake_case_and_keys_distinct() {
         let mut names: Vec<_> = PAIRS.iter().map(|p| p.name).collect();
-        assert!(names.iter().all(|n| n
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c == '_')));
+        assert!(
+            names
+                .iter()
+                .all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        );
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), PAIRS.len());
