@@ -258,8 +258,12 @@ fn operator_rbac_default_is_cluster_wide_and_minimal() {
 fn operator_rbac_with_watch_namespaces_is_namespaced() {
     let docs = all_features_snapshot();
     assert_no_secret_listing(&docs);
-    // The only ClusterRole is kube-state-metrics' read-only one.
-    for role in docs.iter().filter(|d| kind(d) == "ClusterRole") {
+    // The only ClusterRoles are kube-state-metrics' read-only one and the CapacityQuota
+    // publisher's (capacity_quota_rbac_only_when_enabled).
+    for role in docs
+        .iter()
+        .filter(|d| kind(d) == "ClusterRole" && name(d) != "cq-operator-capacity-quota")
+    {
         assert_eq!(name(role), "cq-operator-kube-state-metrics");
         let p = perms(role);
         assert!(
@@ -296,6 +300,53 @@ fn operator_rbac_with_watch_namespaces_is_namespaced() {
     assert!(a.contains(&"--watch-namespace=team-a".to_string()));
     assert!(a.contains(&"--watch-namespace=team-b".to_string()));
     assert!(a.contains(&"--lease-name=cq-operator-leader".to_string()));
+}
+
+#[test]
+fn capacity_quota_rbac_only_when_enabled() {
+    // Off by default: no Node or CapacityQuota access, no flag.
+    let docs = default_snapshot();
+    for role in roles(&docs) {
+        for (g, r, _, _) in perms(role) {
+            assert!(
+                g != "autoscaling.x-k8s.io" && r != "nodes",
+                "{} grants {g}/{r} by default",
+                name(role)
+            );
+        }
+    }
+    assert!(
+        !args(find(&docs, "Deployment", "cloudquota"))
+            .iter()
+            .any(|a| a.starts_with("--capacity"))
+    );
+    // On (all-features, trusting team-a): exactly these, cluster-wide and in team-a.
+    let docs = all_features_snapshot();
+    let role = find(&docs, "ClusterRole", "cq-operator-capacity-quota");
+    let mut want: BTreeSet<Perm> = ["get", "list", "watch", "create", "patch", "delete"]
+        .iter()
+        .map(|v| perm("autoscaling.x-k8s.io", "capacityquotas", v, ""))
+        .collect();
+    for v in ["get", "list", "watch"] {
+        want.insert(perm("", "nodes", v, ""));
+    }
+    assert_eq!(perms(role), want);
+    let binding = find(&docs, "ClusterRoleBinding", "cq-operator-capacity-quota");
+    assert_eq!(binding["roleRef"]["name"], "cq-operator-capacity-quota");
+    assert_eq!(binding["subjects"][0]["name"], "cq-operator-sa");
+    let finalizer: Vec<&Value> = docs
+        .iter()
+        .filter(|d| kind(d) == "Role" && name(d) == "cq-operator-capacity-quota")
+        .collect();
+    assert_eq!(finalizer.len(), 1, "one Role, in the trusted namespace only");
+    assert_eq!(namespace(finalizer[0]), "team-a");
+    assert_eq!(
+        perms(finalizer[0]),
+        [perm("cloudquota.io", "cloudquotas", "patch", "")].into()
+    );
+    let a = args(find(&docs, "Deployment", "cq-operator"));
+    assert!(a.contains(&"--capacity-quotas".to_string()), "{a:?}");
+    assert!(a.contains(&"--capacity-quota-namespace=team-a".to_string()), "{a:?}");
 }
 
 // ----------------------------------------------------------- Deployment ---
@@ -448,6 +499,8 @@ fn chart_args_parse_with_operator_cli() {
         "--http-timeout",
         "--shutdown-timeout",
         "--export-thresholds",
+        "--capacity-quotas",
+        "--capacity-quota-namespace",
     ];
     // extraArgs in ci/all-features-values.yaml, not an operator flag.
     const EXTRA: &str = "--some-future-flag=value";

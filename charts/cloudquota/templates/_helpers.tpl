@@ -115,6 +115,9 @@ secrets and no wildcard.
 Fail early on value combinations the schema cannot express.
 */}}
 {{- define "cloudquota.validate" -}}
+{{- if and .Values.capacityQuota.namespaces (not .Values.capacityQuota.enabled) }}
+{{- fail "capacityQuota.namespaces requires capacityQuota.enabled=true" }}
+{{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
 {{- fail "replicaCount > 1 requires leaderElection.enabled=true: without it every replica polls and writes status" }}
 {{- end }}
