@@ -146,6 +146,49 @@ async fn every_service_reads_the_seed_data() {
             .all(|r| r["name"] != "id")
     );
 
+    let ecs = huawei(&base, "ecs", &[]).json();
+    let names: Vec<&str> = ecs["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "cores",
+            "floating_ips",
+            "instances",
+            "ram",
+            "security_groups",
+            "server_groups",
+            "spot_cores",
+            "spot_instances",
+            "spot_ram"
+        ],
+        "status order: by name"
+    );
+    let cores = resource(&ecs, "cores");
+    assert_eq!(
+        (
+            cores["used"].as_i64(),
+            cores["limit"].as_i64(),
+            cores["usagePercent"].as_f64(),
+            cores["level"].as_str()
+        ),
+        (Some(172), Some(200), Some(86.0), Some("Warning"))
+    );
+    assert_eq!(resource(&ecs, "ram")["unit"], "MB");
+    assert_eq!(resource(&ecs, "spot_cores")["level"], "Unlimited");
+    assert!(
+        ecs["endpoint"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/v1/{PROJECT}/cloudservers/limits")),
+        "{}",
+        ecs["endpoint"]
+    );
+
     let zl = fetch(
         &base,
         "zenlayer",
@@ -306,6 +349,48 @@ async fn faults_give_specific_errors() {
             "one error line: {stderr}"
         );
         assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ecs_faults_name_the_field() {
+    let sim = sim::start(SimConfig::default()).await.unwrap();
+    let base = sim.base_url();
+    for (fault, want) in [
+        (
+            Fault::MissingField { field: None },
+            "absolute.maxTotalInstances: missing",
+        ),
+        (
+            Fault::WrongType {
+                field: Some("totalRAMUsed".into()),
+            },
+            "absolute.totalRAMUsed",
+        ),
+        (
+            Fault::Status {
+                status: 403,
+                retry_after: None,
+                body: Some(
+                    r#"{"error_code":"ECS.0003","error_msg":"Policy doesn't allow ecs:cloudServerQuotas:get to be performed."}"#.into(),
+                ),
+            },
+            "ECS.0003",
+        ),
+    ] {
+        sim.clear_faults(None);
+        sim.add_fault(FaultRule::new(Service::Ecs, fault.clone()))
+            .unwrap();
+        let run = huawei(&base, "ecs", &["--timeout", "2s"]);
+        assert!(!run.out.status.success(), "{fault:?} should fail");
+        let stderr = run.stderr();
+        let err = stderr
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or_default();
+        assert!(err.contains(want), "{fault:?}: {stderr}");
+        run.assert_no_secrets();
     }
     sim.shutdown().await;
 }

@@ -46,7 +46,7 @@ const fn pair(
     }
 }
 
-/// Every limit/usage pair of the SDK's `ServerLimits` model, in the order status lists them.
+/// Every limit/usage pair of the SDK's `ServerLimits` model (status sorts resources by name).
 /// The README's ECS table is this list.
 pub const PAIRS: &[Pair] = &[
     pair("instances", "maxTotalInstances", "totalInstancesUsed", None),
