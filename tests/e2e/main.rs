@@ -90,14 +90,19 @@ async fn crd_and_kubectl(env: &mut Env) -> Result {
     Ok(())
 }
 
-/// Each of the four services: status equals the simulator's numbers within one poll.
-async fn four_services(env: &mut Env) -> Result {
+/// Each of the five services: status equals the simulator's numbers within one poll.
+async fn all_services(env: &mut Env) -> Result {
     let ns = "e2e-services";
     env.namespace(ns).await?;
     env.secret(ns, "creds", &env.demo_secret()).await?;
     env.secret(ns, "zl", &[("bearerToken", cloudquota_sim::DEMO_TOKEN)])
         .await?;
-    let projects = [("ims", "p-ims-1"), ("dws", "p-dws-1"), ("evs", "p-evs-1")];
+    let projects = [
+        ("ims", "p-ims-1"),
+        ("dws", "p-dws-1"),
+        ("evs", "p-evs-1"),
+        ("ecs", "p-ecs-1"),
+    ];
     for (svc, p) in projects {
         env.apply_cq(ns, svc, huawei_spec(env, svc, p)).await?;
     }
@@ -106,6 +111,7 @@ async fn four_services(env: &mut Env) -> Result {
         ("ims", "image", None, 0),
         ("dws", "disk_capacity", None, 600),
         ("evs", "volumes_SSD", None, 28),
+        ("ecs", "cores", None, 172),
         ("vm", "image", Some("sa-jeddah-1a"), 0),
     ];
     for (name, res, zone, want) in expect {
@@ -132,9 +138,31 @@ async fn four_services(env: &mut Env) -> Result {
             "{name} observedGeneration"
         );
     }
+    // ECS: one resource per limit/usage pair of the SDK model, RAM in MB, -1 unlimited.
+    let ecs = env.get_cq(ns, "ecs").await?;
+    let names: Vec<String> = cq::resources(&ecs).into_iter().map(|r| r.name).collect();
+    ensure!(names.len() == 9, "ecs resources {names:?}");
+    let ram = resource(&ecs, "ram", None);
+    ensure!(
+        ram.is_some_and(|r| r.unit.as_deref() == Some("MB")),
+        "ecs ram {ram:?}"
+    );
+    ensure!(
+        level(&ecs, "spot_cores") == Some(Level::Unlimited)
+            && level(&ecs, "cores") == Some(Level::Warning),
+        "ecs levels {:?}",
+        cq::resources(&ecs)
+    );
     // The simulator's own numbers, changed, arrive within one poll.
     env.sim_set("dws", "p-dws-1", "disk_capacity", None, 640, None)
         .await?;
+    env.sim_set("ecs", "p-ecs-1", "cores", None, 199, None)
+        .await?;
+    env.refresh(ns, "ecs").await?;
+    env.wait_cq(ns, "ecs", POLL, |c| {
+        used(c, "cores") == Some(199) && level(c, "cores") == Some(Level::Critical)
+    })
+    .await?;
     env.refresh(ns, "dws").await?;
     env.wait_cq(ns, "dws", POLL, |c| used(c, "disk_capacity") == Some(640))
         .await?;
@@ -444,7 +472,7 @@ async fn invalid_objects_rejected(env: &mut Env) -> Result {
     let cases = [
         (
             json!({"provider": "zenlayer", "service": "ims", "credentialsSecretRef": {"name": "c"}}),
-            "service must be one of ims, dws, evs for provider huaweicloud, and vm for provider zenlayer",
+            "service must be one of ims, dws, evs, ecs for provider huaweicloud, and vm for provider zenlayer",
         ),
         (
             json!({"provider": "huaweicloud", "service": "evs", "region": "r", "projectId": "p", "credentialsSecretRef": {"name": "c"}, "interval": "10s"}),
@@ -648,7 +676,7 @@ fn main() {
         };
         let list = scenarios![
             crd_and_kubectl,
-            four_services,
+            all_services,
             threshold_events,
             predecessor_event_not_repeated,
             auth_failure_and_fix,
