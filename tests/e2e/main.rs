@@ -9,10 +9,12 @@ mod faults;
 mod plugin;
 use plugin::{dashboard_metrics_exported, kubectl_plugin_top};
 mod gitops;
+mod gitops_live;
 use faults::{
     fault_apiserver_restart, fault_etcd_restart, fault_leader_failover, fault_operator_sigkill,
     fault_provider_errors,
 };
+use gitops_live::{gitops_live_health, gitops_live_operator_stopped, gitops_live_ownership};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -683,6 +685,9 @@ fn main() {
             invalid_objects_rejected,
             endpoint_not_allowed,
             least_privilege,
+            gitops_live_health,
+            gitops_live_ownership,
+            gitops_live_operator_stopped,
             fault_apiserver_restart,
             fault_etcd_restart,
             fault_operator_sigkill,
