@@ -338,7 +338,11 @@ fn capacity_quota_rbac_only_when_enabled() {
         .iter()
         .filter(|d| kind(d) == "Role" && name(d) == "cq-operator-capacity-quota")
         .collect();
-    assert_eq!(finalizer.len(), 1, "one Role, in the trusted namespace only");
+    assert_eq!(
+        finalizer.len(),
+        1,
+        "one Role, in the trusted namespace only"
+    );
     assert_eq!(namespace(finalizer[0]), "team-a");
     assert_eq!(
         perms(finalizer[0]),
@@ -346,7 +350,10 @@ fn capacity_quota_rbac_only_when_enabled() {
     );
     let a = args(find(&docs, "Deployment", "cq-operator"));
     assert!(a.contains(&"--capacity-quotas".to_string()), "{a:?}");
-    assert!(a.contains(&"--capacity-quota-namespace=team-a".to_string()), "{a:?}");
+    assert!(
+        a.contains(&"--capacity-quota-namespace=team-a".to_string()),
+        "{a:?}"
+    );
 }
 
 // ----------------------------------------------------------- Deployment ---
