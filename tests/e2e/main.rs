@@ -3,6 +3,8 @@
 //! running as a ServiceAccount bound to the Helm chart's ClusterRole. One control plane serves
 //! every scenario (each in its own namespace) and is torn down at the end, pass or fail.
 
+mod capacity;
+use capacity::{capacity_quota_v1alpha1_only, capacity_quota_v1beta1};
 mod cq;
 mod env;
 mod faults;
@@ -695,6 +697,8 @@ fn main() {
             fault_provider_errors,
             kubectl_plugin_top,
             dashboard_metrics_exported,
+            capacity_quota_v1beta1,
+            capacity_quota_v1alpha1_only,
             restart_is_quiet,
             deleted_objects_leave_no_series,
             no_secret_leaks,
