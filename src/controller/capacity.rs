@@ -287,7 +287,7 @@ async fn reconcile(cq: Arc<CloudQuota>, ctx: Arc<Ctx>) -> Result<Action, Error> 
             ),
         );
         write_status(&ctx, &cq, Some(report)).await?;
-        return Ok(Action::requeue(Duration::from_secs(60)));
+        return Ok(Action::requeue(Duration::from_secs(20)));
     };
     let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &ar);
     let existing = api
