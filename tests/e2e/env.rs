@@ -622,6 +622,10 @@ impl Replica {
             .as_mut()
             .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
 }
 
 impl Drop for Replica {
@@ -694,6 +698,24 @@ impl Env {
         )
         .await?;
         Ok(replica)
+    }
+
+    /// [`Env::spawn_replica`] with another kubeconfig (another ServiceAccount, or the API
+    /// server behind a proxy) and these extra flags instead of `operator_args`.
+    pub async fn spawn_replica_with(
+        &mut self,
+        kubeconfig: &Path,
+        args: &[&str],
+    ) -> Result<Replica> {
+        let kubeconfig = std::mem::replace(&mut self.operator_kubeconfig, kubeconfig.into());
+        let args = std::mem::replace(
+            &mut self.operator_args,
+            args.iter().map(|a| a.to_string()).collect(),
+        );
+        let replica = self.spawn_replica().await;
+        self.operator_kubeconfig = kubeconfig;
+        self.operator_args = args;
+        replica
     }
 
     /// The replica becomes the Env's operator (the current one must be gone already).

@@ -3,6 +3,12 @@
 //! running as a ServiceAccount bound to the Helm chart's ClusterRole. One control plane serves
 //! every scenario (each in its own namespace) and is torn down at the end, pass or fail.
 
+mod controller;
+use controller::{
+    denied_event_is_not_lost, deposed_leader_writes_nothing, evs_reserved_counts,
+    readyz_waits_for_cache, recreated_object_keeps_series, retarget_emits_no_false_events,
+    shutdown_is_bounded, status_forbidden_backs_off,
+};
 mod capacity;
 use capacity::{capacity_quota_v1alpha1_only, capacity_quota_v1beta1};
 mod cq;
@@ -23,9 +29,7 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use cloudquota::crd::Level;
-use cq::{
-    ensure, events_of, failing_with, huawei_spec, is_ready, level, ready_cond, resource, used,
-};
+use cq::{ensure, events_of, failing_with, huawei_spec, is_ready, level, resource, used};
 use env::{Env, OPERATOR_NS, OPERATOR_SA, Result, metric};
 use serde_json::json;
 
@@ -333,34 +337,37 @@ async fn predecessor_event_not_repeated(env: &mut Env) -> Result {
     env.secret(ns, "creds", &env.demo_secret()).await?;
     env.sim_set("ims", project, "image", None, 90, Some(100))
         .await?;
-    // Suspended first: the object exists (it has a uid) but has never been evaluated.
-    let mut spec = huawei_spec(env, "ims", project);
-    spec["suspend"] = json!(true);
-    env.apply_cq(ns, "images", spec.clone()).await?;
-    let cq = env
-        .wait_cq(ns, "images", POLL, |c| {
-            ready_cond(c).is_some_and(|(_, r, _)| r == "Suspended")
-        })
-        .await?;
-    let uid = cq.metadata.uid.clone().unwrap_or_default();
-    // What a leader killed between its Event and its status write leaves behind.
-    let predecessor: Event = serde_json::from_value(json!({
-        "metadata": {"name": "images.predecessor", "namespace": ns},
-        "eventTime": jiff::Timestamp::now().to_string(),
-        "reportingController": "cloudquota", "reportingInstance": "killed-leader",
-        "action": "Evaluate/image/Warning", "reason": "ThresholdExceeded", "type": "Warning",
-        "note": "image is Warning: 90/100 (90%) used",
-        "regarding": {"apiVersion": "cloudquota.io/v1alpha1", "kind": "CloudQuota",
-                      "namespace": ns, "name": "images", "uid": uid}
-    }))
-    .map_err(|e| e.to_string())?;
-    kube::Api::<Event>::namespaced(env.admin.clone(), ns)
-        .create(&Default::default(), &predecessor)
-        .await
+    // Created while no operator runs: the object exists (it has a uid) but has never been
+    // evaluated, as when a leader dies between its first Event and its status write. (A
+    // suspended object no longer serves: its status write settles its Events, events.rs.)
+    let spec = huawei_spec(env, "ims", project);
+    env.stop_operator()?;
+    let created = async {
+        env.apply_cq(ns, "images", spec).await?;
+        env.get_cq(ns, "images").await
+    }
+    .await;
+    let predecessor = async {
+        let uid = created?.metadata.uid.clone().unwrap_or_default();
+        // What a leader killed between its Event and its status write leaves behind.
+        let predecessor: Event = serde_json::from_value(json!({
+            "metadata": {"name": "images.predecessor", "namespace": ns},
+            "eventTime": jiff::Timestamp::now().to_string(),
+            "reportingController": "cloudquota", "reportingInstance": "killed-leader",
+            "action": "Evaluate/image/Warning", "reason": "ThresholdExceeded", "type": "Warning",
+            "note": "image is Warning: 90/100 (90%) used",
+            "regarding": {"apiVersion": "cloudquota.io/v1alpha1", "kind": "CloudQuota",
+                          "namespace": ns, "name": "images", "uid": uid}
+        }))
         .map_err(|e| e.to_string())?;
-
-    spec["suspend"] = json!(false);
-    env.apply_cq(ns, "images", spec).await?;
+        kube::Api::<Event>::namespaced(env.admin.clone(), ns)
+            .create(&Default::default(), &predecessor)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    env.start_operator().await?;
+    predecessor?;
     env.wait_cq(ns, "images", POLL, |c| {
         level(c, "image") == Some(Level::Warning)
     })
@@ -697,6 +704,14 @@ fn main() {
             fault_provider_errors,
             kubectl_plugin_top,
             dashboard_metrics_exported,
+            evs_reserved_counts,
+            retarget_emits_no_false_events,
+            recreated_object_keeps_series,
+            denied_event_is_not_lost,
+            status_forbidden_backs_off,
+            readyz_waits_for_cache,
+            shutdown_is_bounded,
+            deposed_leader_writes_nothing,
             capacity_quota_v1beta1,
             capacity_quota_v1alpha1_only,
             restart_is_quiet,
