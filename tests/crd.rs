@@ -63,9 +63,13 @@ fn printer_columns() {
             "WORST",
             "READY",
             "AGE",
-            "LAST SYNC"
+            "LAST SYNC",
+            "CA QUOTA VALID"
         ]
     );
+    // Wide only: the default columns are a contract.
+    assert_eq!(cols[8]["priority"], 1);
+    assert_eq!(cols[8]["jsonPath"], ".status.capacityQuota.valid");
     let last = cols.last().unwrap();
     assert_eq!(last["priority"], 1);
     assert!(cols[..7].iter().all(|c| c.get("priority").is_none()));

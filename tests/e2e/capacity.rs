@@ -707,6 +707,32 @@ pub async fn capacity_quota_v1alpha1_only(env: &mut Env) -> Result {
 
 async fn v1alpha1_checks(env: &mut Env) -> Result {
     let project = "p-capacity-alpha";
+    // The API server enforces the mapping rules (CEL): only ecs has defaults; perNode is for
+    // nodes only.
+    for (capacity, message) in [
+        (
+            json!({}),
+            "capacityQuota.resources is required unless service is ecs",
+        ),
+        (
+            json!({"resources": [{"name": "cpu", "from": "volumes_SSD", "perNode": 2}]}),
+            "perNode is only allowed for the nodes resource",
+        ),
+    ] {
+        let err = env
+            .apply_cq(
+                TRUSTED,
+                "rejected",
+                spec_with(env, "evs", project, capacity),
+            )
+            .await
+            .err()
+            .unwrap_or_default();
+        ensure!(
+            err.contains(message),
+            "expected rejection {message:?}, got {err:?}"
+        );
+    }
     // volumes_SSD: 30, 25 in use: 5 more volumes, 2 per Node: 2 more Nodes.
     env.sim_set("evs", project, "volumes_SSD", None, 25, Some(30))
         .await?;
