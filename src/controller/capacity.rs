@@ -223,6 +223,14 @@ fn has_finalizer(cq: &CloudQuota) -> bool {
 }
 
 fn error_policy(cq: Arc<CloudQuota>, err: &Error, _ctx: Arc<Ctx>) -> Action {
+    // A finalizer patch raced another write of the object (it is conditional on the
+    // resourceVersion read): retry soon, with the newer object.
+    if let Error::Kube(_, kube::Error::Api(e)) = err
+        && e.code == 409
+    {
+        tracing::debug!(namespace = cq.namespace().unwrap_or_default(), name = cq.name_any(), error = %err, "conflict; retrying");
+        return Action::requeue(Duration::from_secs(1));
+    }
     tracing::warn!(namespace = cq.namespace().unwrap_or_default(), name = cq.name_any(), error = %err, "publishing the CapacityQuota failed; retrying");
     Action::requeue(Duration::from_secs(10))
 }
@@ -310,6 +318,16 @@ async fn reconcile(cq: Arc<CloudQuota>, ctx: Arc<Ctx>) -> Result<Action, Error> 
     }
     if !has_finalizer(&cq) {
         add_finalizer(&ctx, &cq).await?;
+    }
+    // spec.capacityQuota.name changed: the one published under the old name goes.
+    if let Some(old) = cq
+        .status
+        .as_ref()
+        .and_then(|s| s.capacity_quota.as_ref())
+        .map(|p| p.name.as_str())
+        .filter(|old| *old != name)
+    {
+        delete_owned(&ctx, &cq, &ar, old).await?;
     }
     let observed = existing
         .as_ref()
@@ -546,50 +564,65 @@ async fn discover(ctx: &Ctx) -> Result<Option<ApiResource>, Error> {
 /// Deletes the CapacityQuota this CloudQuota created (never another's), then the finalizer.
 async fn cleanup(ctx: &Ctx, cq: &CloudQuota) -> Result<(), Error> {
     let ns = cq.namespace().unwrap_or_default();
-    let name = cq
-        .status
-        .as_ref()
-        .and_then(|s| s.capacity_quota.as_ref())
-        .map(|p| p.name.clone())
-        .unwrap_or_else(|| {
-            model::object_name(
-                cq.spec
-                    .capacity_quota
-                    .as_ref()
-                    .and_then(|b| b.name.as_deref()),
-                &ns,
-                &cq.name_any(),
-            )
-        });
+    let mut names = vec![model::object_name(
+        cq.spec
+            .capacity_quota
+            .as_ref()
+            .and_then(|b| b.name.as_deref()),
+        &ns,
+        &cq.name_any(),
+    )];
+    if let Some(p) = cq.status.as_ref().and_then(|s| s.capacity_quota.as_ref())
+        && !names.contains(&p.name)
+    {
+        names.push(p.name.clone());
+    }
     // The cache may say "not installed" for a CRD installed since; deletion must not rely on it.
     *ctx.discovery.lock().unwrap_or_else(|e| e.into_inner()) = None;
     if let Some(ar) = discover(ctx).await? {
-        let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &ar);
-        if let Some(obj) = api
-            .get_opt(&name)
-            .await
-            .map_err(|e| Error::Kube("reading the CapacityQuota", e))?
-            && obj.annotations().get(model::OWNER_ANNOTATION)
-                == Some(&format!("{ns}/{}", cq.name_any()))
-        {
-            ctx.leader.ensure()?;
-            let dp = DeleteParams {
-                preconditions: Some(Preconditions {
-                    uid: obj.uid(),
-                    resource_version: None,
-                }),
-                ..Default::default()
-            };
-            match api.delete(&name, &dp).await {
-                Ok(_) => {
-                    tracing::info!(namespace = %ns, name = cq.name_any(), capacity_quota = %name, "deleted CapacityQuota")
-                }
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(Error::Kube("deleting the CapacityQuota", e)),
-            }
+        for name in &names {
+            delete_owned(ctx, cq, &ar, name).await?;
         }
     }
     remove_finalizer(ctx, cq).await
+}
+
+/// Deletes the CapacityQuota `name` if this CloudQuota owns it (the uid precondition makes sure
+/// it is the object just read).
+async fn delete_owned(
+    ctx: &Ctx,
+    cq: &CloudQuota,
+    ar: &ApiResource,
+    name: &str,
+) -> Result<(), Error> {
+    let ns = cq.namespace().unwrap_or_default();
+    let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), ar);
+    let Some(obj) = api
+        .get_opt(name)
+        .await
+        .map_err(|e| Error::Kube("reading the CapacityQuota", e))?
+    else {
+        return Ok(());
+    };
+    if obj.annotations().get(model::OWNER_ANNOTATION) != Some(&format!("{ns}/{}", cq.name_any())) {
+        return Ok(());
+    }
+    ctx.leader.ensure()?;
+    let dp = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: obj.uid(),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    match api.delete(name, &dp).await {
+        Ok(_) => {
+            tracing::info!(namespace = %ns, name = cq.name_any(), capacity_quota = %name, "deleted CapacityQuota");
+            Ok(())
+        }
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(Error::Kube("deleting the CapacityQuota", e)),
+    }
 }
 
 async fn add_finalizer(ctx: &Ctx, cq: &CloudQuota) -> Result<(), Error> {

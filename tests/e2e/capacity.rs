@@ -788,13 +788,36 @@ async fn v1alpha1_checks(env: &mut Env) -> Result {
         "{p:?}"
     );
 
+    // A new name: published under it, and the old one deleted.
+    let mut renamed = capacity.clone();
+    renamed["name"] = json!("e2e-disks-renamed");
+    env.apply_cq(TRUSTED, "disks", spec_with(env, "evs", project, renamed))
+        .await?;
+    env.eventually("renamed", WAIT, || async {
+        let api = quotas(env, "v1alpha1");
+        let old = api.get_opt("e2e-disks").await.map_err(|e| e.to_string())?;
+        let new = api
+            .get_opt("e2e-disks-renamed")
+            .await
+            .map_err(|e| e.to_string())?;
+        match (old, new) {
+            (None, Some(n)) if limits_of(&n) == want(&[("nodes", 4)]) => Ok(()),
+            (o, n) => Err(format!(
+                "old present {}, new {:?}",
+                o.is_some(),
+                n.map(|n| limits_of(&n))
+            )),
+        }
+    })
+    .await?;
+
     // Removing the block deletes the CapacityQuota, the finalizer and the condition.
     let mut spec = crate::cq::huawei_spec(env, "evs", project);
     spec["thresholds"] = json!({"warning": 80, "critical": 95});
     env.apply_cq(TRUSTED, "disks", spec).await?;
     env.eventually("block removed: CapacityQuota deleted", WAIT, || async {
         let q = quotas(env, "v1alpha1")
-            .get_opt("e2e-disks")
+            .get_opt("e2e-disks-renamed")
             .await
             .map_err(|e| e.to_string())?;
         let cq = env.get_cq(TRUSTED, "disks").await?;
