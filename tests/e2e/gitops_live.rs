@@ -197,9 +197,9 @@ pub async fn gitops_live_health(env: &mut Env) -> Result {
         env.sim_set("ims", project, "image", None, used, Some(100))
             .await?;
     }
-    // The first poll held 4 s by the provider: the object is caught while it runs.
+    // The first poll held 6 s by the provider: the object is caught while it runs.
     env.sim_fault(json!({"service": "ims", "key": "p-gl-pending", "count": 1,
-                          "fault": {"kind": "latency", "ms": 4000}}))
+                          "fault": {"kind": "latency", "ms": 6000}}))
         .await?;
     env.apply_cq(NS, "pending", ims(env, "p-gl-pending"))
         .await?;
@@ -222,11 +222,11 @@ pub async fn gitops_live_health(env: &mut Env) -> Result {
     env.apply_cq(NS, "auth", auth).await?;
 
     // Created, first poll under way: Reconciling=True, Ready=Unknown.
-    env.wait_cq(NS, "pending", Duration::from_secs(4), |c| {
+    env.wait_cq(NS, "pending", Duration::from_secs(6), |c| {
         has_condition(c, "Reconciling", "True") && has_condition(c, "Ready", "Unknown")
     })
     .await
-    .map_err(|e| format!("the first poll's status (held 4 s by the provider): {e}"))?;
+    .map_err(|e| format!("the first poll's status (held 6 s by the provider): {e}"))?;
     // The held request consumed the one-shot fault rule.
     let pending = live_object(env, NS, "pending")?;
 
