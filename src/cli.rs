@@ -142,7 +142,11 @@ pub struct RunArgs {
     pub capacity_quotas: bool,
     /// Namespace whose CloudQuotas may publish CapacityQuotas (repeatable; none by default).
     /// A CapacityQuota limits scale-up cluster-wide: trust only namespaces of cluster admins.
-    #[arg(long = "capacity-quota-namespace", value_name = "NS", requires = "capacity_quotas")]
+    #[arg(
+        long = "capacity-quota-namespace",
+        value_name = "NS",
+        requires = "capacity_quotas"
+    )]
     pub capacity_quota_namespaces: Vec<String>,
 }
 
@@ -379,11 +383,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
         identity,
         export_thresholds: args.export_thresholds,
         shutdown_timeout: args.shutdown_timeout,
-        capacity: args
-            .capacity_quotas
-            .then(|| controller::capacity::Config {
-                trusted_namespaces: args.capacity_quota_namespaces.clone(),
-            }),
+        capacity: args.capacity_quotas.then(|| controller::capacity::Config {
+            trusted_namespaces: args.capacity_quota_namespaces.clone(),
+        }),
     };
     tracing::info!(
         allowed_hosts = ?hosts,

@@ -293,7 +293,9 @@ pub struct CapacityResourceMapping {
     /// as it appears in Node capacity (e.g. `nvidia.com/gpu`).
     #[schemars(
         length(min = 1, max = 253),
-        regex(pattern = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+        regex(
+            pattern = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+        )
     )]
     pub name: String,
 

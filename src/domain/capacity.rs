@@ -396,13 +396,13 @@ mod tests {
             res("instances", 12, Some(30)),
         ];
         // The selected Nodes: 3 nodes of 8 cores / 32 GiB.
-        let nodes = m(&[("cpu", 24), ("memory", 3 * 32 << 30), ("nodes", 3)]);
+        let nodes = m(&[("cpu", 24), ("memory", 3 * (32 << 30)), ("nodes", 3)]);
         let got = limits(&mappings("ecs", &[]), &cloud, &nodes).unwrap();
         assert_eq!(
             got,
             m(&[
                 ("cpu", 24 + 40),
-                ("memory", (3 * 32 << 30) + 204_800 * 1024 * 1024),
+                ("memory", (3 * (32 << 30)) + 204_800 * 1024 * 1024),
                 ("nodes", 3 + 18),
             ])
         );
@@ -575,13 +575,14 @@ mod tests {
         };
         let t8 = m(&[("cpu", 8), ("memory", 32 << 30)]);
         // (quotas, template, requested, nodes, exceeded)
-        let rows: Vec<(
+        type Row<'a> = (
             Vec<QuotaView>,
             BTreeMap<String, i64>,
             i64,
             i64,
-            Option<&str>,
-        )> = vec![
+            Option<&'a str>,
+        );
+        let rows: Vec<Row> = vec![
             // Headroom 10 cores, 8-core template: 1 node.
             (
                 vec![q("a", &[("cpu", 34)], &[("cpu", 24)])],
@@ -669,7 +670,7 @@ mod tests {
             res("ram", 0, Some(1 << 20)),
             res("instances", 5, Some(100)),
         ];
-        let usage = m(&[("cpu", 24), ("memory", 3 * 32 << 30), ("nodes", 3)]);
+        let usage = m(&[("cpu", 24), ("memory", 3 * (32 << 30)), ("nodes", 3)]);
         let published = limits(&mappings("ecs", &[]), &cloud, &usage).unwrap();
         let view = QuotaView {
             name: "cloudquota-ns-ecs".into(),
