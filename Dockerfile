@@ -29,6 +29,7 @@ ARG BINARY=build
 FROM ${BUILDER_IMAGE} AS binary-build
 # cargo-auditable embeds the list of crates compiled into the binary, so SBOM scanners (syft,
 # as the release workflow runs it) and `cargo audit bin` can see them.
+# `-p cloudquota`: only the operator's features (the workspace's test tools enable more).
 ARG CARGO_AUDITABLE_VERSION=0.7.7
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     cargo install --locked "cargo-auditable@${CARGO_AUDITABLE_VERSION}"

@@ -48,6 +48,7 @@ BASE_PACKAGES=(libc6 libgcc-s1 ca-certificates)
 # Bump when the base recipe below changes (part of the cache key).
 BASE_RECIPE=1
 OCI=org.opencontainers.image
+TARGET_DIR="${CARGO_TARGET_DIR:-${ROOT}/target}"
 
 log() { printf '[image] %s\n' "$*" >&2; }
 die() { printf '[image] FAIL: %s\n' "$*" >&2; exit 1; }
@@ -178,11 +179,12 @@ build_image() {
   cargo build --release --locked --quiet -p cloudquota --bin cloudquota
   # A build context holding only the binary: the Dockerfile's BINARY=prebuilt stage copies it.
   ctx="$(mktemp -d)"
-  cp target/release/cloudquota "${ctx}/cloudquota"
+  cp "${TARGET_DIR}/release/cloudquota" "${ctx}/cloudquota"
   rev="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
   BUILT_REVISION="${rev}"
   log "podman build ${IMAGE} (RUNTIME_BASE=${BASE}, BINARY=prebuilt)"
-  local out
+  local out before
+  before="$("${PODMAN[@]}" images -a -q --no-trunc | sort)"
   out="$(mktemp)"
   if ! "${PODMAN[@]}" build --pull=never -f "${ROOT}/Dockerfile" -t "${IMAGE}" \
       --build-arg BINARY=prebuilt --build-arg "RUNTIME_BASE=${BASE}" \
@@ -194,6 +196,14 @@ build_image() {
     die "podman build failed (output above)"
   fi
   rm -rf "${ctx}" "${out}"
+  # Each build leaves the binary stage's image and the replaced image (with its layer cache)
+  # untagged, 20 MB each: remove them, and only them (other untagged images are left alone).
+  local id
+  while read -r id; do
+    [[ "$("${PODMAN[@]}" image inspect --format '{{len .RepoTags}}' "${id}" 2>/dev/null)" == 0 ]] || continue
+    "${PODMAN[@]}" rmi "${id}" >/dev/null 2>&1 || true # fails for the new image's own parents
+  done < <(comm -13 <(printf '%s\n' "${before}") <("${PODMAN[@]}" images -a -q --no-trunc | sort))
+  "${PODMAN[@]}" image prune -f --filter "label=${OCI}.source=https://github.com/cloudquota/cloudquota" >/dev/null
 }
 
 # --------------------------------------------------------------------- facts ---
@@ -282,7 +292,7 @@ run_test() {
   local helm="${CLOUDQUOTA_TOOLS_BIN}/helm"
 
   log "starting the simulated cloud"
-  exec 3< <(RUST_LOG=warn exec target/debug/cloudquota-sim --listen 127.0.0.1:0 2>"${LOGS}/sim.log")
+  exec 3< <(RUST_LOG=warn exec "${TARGET_DIR}/debug/cloudquota-sim" --listen 127.0.0.1:0 2>"${LOGS}/sim.log")
   SIM_PID=$!
   local first
   read -r first <&3
@@ -304,7 +314,7 @@ run_test() {
   get() { kubectl get deploy -n "${ns}" "${deploy}" -o jsonpath="$1"; }
 
   # The kubelet's part, from the Deployment as the API server stored it.
-  local image grace sc psc args=() envs=() name value field
+  local image grace sc psc memory args=() envs=() name value field
   image="$(get "${C}.image}")"
   [[ "${image}" == "${IMAGE}" ]] || die "the chart's image is ${image}, want ${IMAGE}"
   sc="$(get "${C}.securityContext}")"
@@ -338,12 +348,16 @@ run_test() {
   chmod 0755 "${work}" "${sadir}"
   chmod 0644 "${sadir}"/*
 
+  # The container's memory limit (Ki/Mi/Gi quantities; podman spells them k/m/g).
+  memory="$(get "${C}.resources.limits.memory}" | sed -E 's/^([0-9]+)([KMG])i$/\1\L\2/')"
+  [[ "${memory}" =~ ^[0-9]+[kmg]$ ]] || die "cannot map the chart's memory limit '$(get "${C}.resources.limits.memory}")' to podman"
+
   log "podman run ${IMAGE} as the chart's pod ${pod}: ${args[*]}"
   "${PODMAN[@]}" run -d --name "${ctr}" "${RUN_FLAGS[@]}" \
     --user 65532:65532 --group-add 65532 \
     --read-only --read-only-tmpfs=false \
     --cap-drop=ALL --security-opt no-new-privileges \
-    --memory "$(get "${C}.resources.limits.memory}" | sed 's/Mi$/m/')" \
+    --memory "${memory}" \
     --hostname "${pod}" \
     "${envs[@]}" \
     --env "KUBERNETES_SERVICE_HOST=${api%:*}" --env "KUBERNETES_SERVICE_PORT=${api##*:}" \
@@ -379,6 +393,7 @@ run_test() {
   if awk '$5 == "/tmp" { found = 1 } END { exit !found }' "/proc/${pid}/mountinfo"; then
     die "/tmp is a separate mount in the container; the chart gives it none"
   fi
+  [[ "$("${PODMAN[@]}" inspect --format '{{.HostConfig.Memory}}' "${ctr}")" -gt 0 ]] || die "the container has no memory limit"
   log "process: uid/gid 65532, no capabilities, no_new_privs, seccomp, read-only / (${rootmnt})"
 
   wait_metric "${port}" '^cloudquota_leader 1$' "leader"
