@@ -346,6 +346,11 @@ async fn run(args: RunArgs) -> Result<(), String> {
     if !(0.0..=1.0).contains(&args.jitter) {
         return Err("--jitter must be between 0 and 1".into());
     }
+    if args.leader_elect && args.lease_duration < Duration::from_secs(5) {
+        // Renewed every fifth and confirmed within two thirds of it: shorter Leases leave no
+        // room for an API round trip.
+        return Err("--lease-duration must be at least 5s".into());
+    }
     let identity = args
         .identity
         .clone()

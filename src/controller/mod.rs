@@ -76,6 +76,30 @@ impl LeaderElection {
     pub fn renew_deadline(&self) -> Duration {
         self.lease_duration.mul_f64(2.0 / 3.0)
     }
+
+    /// Lease duration in whole seconds, as the Lease stores it (at least 2).
+    fn duration_secs(&self) -> u64 {
+        self.lease_duration.as_secs().max(2)
+    }
+
+    /// How often the holder renews: a fifth of the Lease (3 s of 15 s; client-go retries every
+    /// 2 s). It must be well inside the renew deadline: a renewal plus its read-back must land
+    /// before the fence closes, or a healthy leader would lose and re-take leadership.
+    pub fn renew_every(&self) -> Duration {
+        Duration::from_secs((self.duration_secs() / 5).max(1))
+    }
+
+    /// kube-lease-manager renews when only `grace` is left of the Lease.
+    fn grace_secs(&self) -> u64 {
+        self.duration_secs()
+            .saturating_sub(self.renew_every().as_secs())
+            .max(1)
+    }
+
+    /// How often the Lease is read back to confirm the renewals.
+    pub fn confirm_every(&self) -> Duration {
+        (self.renew_deadline() / 4).max(Duration::from_millis(500))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -373,8 +397,8 @@ async fn elected(
     let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &le.lease_name)
         .with_namespace(&le.lease_namespace)
         .with_identity(&config.identity)
-        .with_duration(le.lease_duration.as_secs().max(2))
-        .with_grace((le.lease_duration.as_secs() / 3).max(1))
+        .with_duration(le.duration_secs())
+        .with_grace(le.grace_secs())
         .with_field_manager(format!("cloudquota-lease-{}", config.identity))
         .build()
         .await
@@ -387,7 +411,7 @@ async fn elected(
         let (leadership, health) = (leadership.clone(), health.clone());
         let api = Api::namespaced(client.clone(), &le.lease_namespace);
         let (name, identity) = (le.lease_name.clone(), config.identity.clone());
-        let period = (le.renew_deadline() / 4).max(Duration::from_millis(500));
+        let period = le.confirm_every();
         tokio::spawn(async move {
             leader::confirm_loop(&leadership, api, &name, &identity, period, || {
                 health.alive()
@@ -474,4 +498,44 @@ async fn elected(
         _ => tracing::warn!("lease manager did not stop in time"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A healthy leader must never see its fence close: the next renewal and the read-back that
+    /// confirms it come well before the renew deadline. (With a renewal every 10 s and a 10 s
+    /// deadline, the fence closed at every renewal and leadership flapped every 10 s.)
+    #[test]
+    fn renewals_are_confirmed_well_before_the_renew_deadline() {
+        // `cloudquota run` refuses Leases shorter than 5 s.
+        for secs in [5, 6, 10, 15, 30, 60, 137] {
+            let le = LeaderElection {
+                lease_name: "l".into(),
+                lease_namespace: "ns".into(),
+                lease_duration: Duration::from_secs(secs),
+            };
+            let worst = le.renew_every() + le.confirm_every();
+            assert!(
+                worst + Duration::from_millis(500) <= le.renew_deadline(),
+                "{secs}s Lease: renew every {:?}, confirm every {:?}, deadline {:?}",
+                le.renew_every(),
+                le.confirm_every(),
+                le.renew_deadline()
+            );
+            assert!(le.grace_secs() < le.duration_secs());
+            assert!(
+                le.renew_deadline() < le.lease_duration,
+                "fence closes before expiry"
+            );
+        }
+        let default = LeaderElection {
+            lease_name: "l".into(),
+            lease_namespace: "ns".into(),
+            lease_duration: Duration::from_secs(15),
+        };
+        assert_eq!(default.renew_every(), Duration::from_secs(3));
+        assert_eq!(default.grace_secs(), 12);
+    }
 }
