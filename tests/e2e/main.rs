@@ -665,6 +665,20 @@ async fn deleted_objects_leave_no_series(env: &mut Env) -> Result {
     .await
 }
 
+/// A healthy leader keeps its Lease: before any fault is injected, the operator has run for
+/// minutes and must never have lost leadership. (Renewing only as often as the fence's renew
+/// deadline made a lone leader drop and re-take it every 10 s, re-polling objects each time.)
+async fn leadership_held_without_faults(env: &mut Env) -> Result {
+    let log = std::fs::read_to_string(&env.operator_log).map_err(|e| e.to_string())?;
+    let lost = log.matches("lost leadership").count();
+    ensure!(lost == 0, "leadership lost {lost} times without a fault");
+    ensure!(
+        log.contains("acquired leadership"),
+        "the operator runs with leader election"
+    );
+    Ok(())
+}
+
 type Scenario = for<'a> fn(&'a mut Env) -> Pin<Box<dyn Future<Output = Result> + 'a>>;
 
 macro_rules! scenarios {
@@ -697,6 +711,7 @@ fn main() {
             gitops_live_health,
             gitops_live_ownership,
             gitops_live_operator_stopped,
+            leadership_held_without_faults,
             fault_apiserver_restart,
             fault_etcd_restart,
             fault_operator_sigkill,
