@@ -110,6 +110,7 @@ for f in "$ROOT"/tests/fixtures/*.json; do
     *ims*) cp "$f" "$(seed_dir parse_ims)/" ;;
     *dws*) cp "$f" "$(seed_dir parse_dws)/" ;;
     *evs*) cp "$f" "$(seed_dir parse_evs)/" ;;
+    *ecs*) cp "$f" "$(seed_dir parse_ecs)/" ;;
     *zenlayer*) { printf '\0'; cat "$f"; } >"$(seed_dir parse_zenlayer)/$(basename "$f")" ;;
     esac
     cp "$f" "$(seed_dir error_body)/$(basename "$f")"
@@ -128,6 +129,16 @@ for body in \
     '{"code":"INVALID_SIGNATURE","message":"bad key Zq9SecretValue0xFUZZ"}' \
     '<html>oops</html>'; do
     printf '\x91\x01%s' "$body" >"$(seed_dir error_body)/shape-$i"
+    i=$((i + 1))
+done
+# ECS variants the fixture does not show: numbers as strings, an older answer without the spot
+# pairs, half a pair.
+i=0
+for body in \
+    '{"absolute":{"maxTotalInstances":"10","totalInstancesUsed":"3","maxTotalRAMSize":"-1","totalRAMUsed":"2048"}}' \
+    '{"absolute":{"maxTotalCores":20,"totalCoresUsed":4,"maxTotalKeypairs":100,"limit_by_flavor":[]},"rate":[]}' \
+    '{"absolute":{"maxTotalSpotCores":null,"totalSpotCoresUsed":8}}'; do
+    printf '%s' "$body" >"$(seed_dir parse_ecs)/variant-$i"
     i=$((i + 1))
 done
 i=0
