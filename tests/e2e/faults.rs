@@ -379,7 +379,7 @@ async fn outage(
     )
     .await?;
     eprintln!(
-        "    {stop}: outage {:.1}s, leadership lost and regained {} times; after it a refresh was seen in {:.1}s, the write held up by it landed in {:.1}s",
+        "    {stop}: outage {:.1}s, leadership lost and regained {} times; after it a refresh was seen in {:.1}s, the object whose retry fell into it recovered in {:.1}s",
         outage.as_secs_f64(),
         leadership_losses(env) - lost_before,
         resumed_after.as_secs_f64(),
