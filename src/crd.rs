@@ -333,6 +333,7 @@ pub struct PublishedCapacityQuota {
     pub used: std::collections::BTreeMap<String, String>,
 
     /// The autoscaler's validity condition (`True`: enforced); absent until it has judged it.
+    /// Read every 30 s and on every change of the CloudQuota.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid: Option<String>,
 
@@ -344,7 +345,7 @@ pub struct PublishedCapacityQuota {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nodes: Option<i64>,
 
-    /// When the limits were last computed from fresh cloud data.
+    /// When the limits were last written (they change only when a limit or the selector does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published_time: Option<Time>,
 }
