@@ -354,8 +354,9 @@ async fn reconcile(cq: Arc<CloudQuota>, ctx: Arc<Ctx>) -> Result<Action, Error> 
     let ready = status
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
         .map(|c| (c.status.as_str(), c.reason.as_str()));
-    let fresh =
-        ready.is_some_and(|(s, _)| s == "True") && status.is_some_and(|s| !s.resources.is_empty());
+    // Suspended is Ready=True with the last data, which is not current either.
+    let fresh = ready.is_some_and(|(s, r)| s == "True" && r != "Suspended")
+        && status.is_some_and(|s| !s.resources.is_empty());
     if !fresh {
         let why = match ready {
             Some((s, r)) => format!("Ready={s}/{r}"),
