@@ -168,6 +168,7 @@ HELM="$(hack/build-tools.sh --print-bin-dir)/helm"
 export HELM
 step unit-integration unit_and_integration
 step gitops hack/gitops-test.sh
+step rules hack/rules-test.sh
 
 # ------------------------------------------------------------------ quick tier only ---
 if (( QUICK )); then
