@@ -734,3 +734,61 @@ async fn write_status(ctx: &Ctx, cq: &CloudQuota, report: Option<Report>) -> Res
     .map_err(|e| Error::Kube("writing the CloudQuota status", e))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quota(status: Value) -> DynamicObject {
+        let mut o = DynamicObject::new("q", &ApiResource::erase::<Node>(&()));
+        o.data = json!({"status": status});
+        o
+    }
+
+    #[test]
+    fn the_autoscalers_view_is_read_from_either_validity_condition() {
+        for t in model::VALID_CONDITIONS {
+            let mut p = PublishedCapacityQuota::default();
+            autoscaler_view(
+                &quota(json!({
+                    "used": {"resources": {"cpu": "24", "nodes": 3}},
+                    "conditions": [{"type": "Other", "status": "False"},
+                                   {"type": t, "status": "False", "message": "limit too low"}],
+                })),
+                &mut p,
+            );
+            assert_eq!(p.valid.as_deref(), Some("False"), "{t}");
+            assert_eq!(p.message.as_deref(), Some("limit too low"));
+            assert_eq!(p.used.get("cpu").map(String::as_str), Some("24"));
+            assert_eq!(p.used.get("nodes").map(String::as_str), Some("3"));
+        }
+        let mut p = PublishedCapacityQuota::default();
+        autoscaler_view(&quota(json!({})), &mut p);
+        assert_eq!(p.valid, None, "not judged yet");
+        assert!(p.used.is_empty());
+    }
+
+    #[test]
+    fn only_labels_and_capacity_wake_the_publisher() {
+        let node = |labels: Value, cpu: &str, heartbeat: &str| -> Node {
+            serde_json::from_value(json!({
+                "metadata": {"name": "n", "labels": labels, "annotations": {"a": heartbeat}},
+                "status": {"capacity": {"cpu": cpu},
+                           "conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": heartbeat}]},
+            }))
+            .unwrap()
+        };
+        let mut a = node(json!({"pool": "a"}), "8", "2026-01-01T00:00:00Z");
+        let mut b = node(json!({"pool": "a"}), "8", "2026-01-01T00:00:10Z");
+        slim_node(&mut a);
+        slim_node(&mut b);
+        assert_eq!(node_fingerprint(&a), node_fingerprint(&b), "a heartbeat");
+        assert!(a.status.as_ref().unwrap().conditions.is_none(), "slimmed");
+        let mut c = node(json!({"pool": "b"}), "8", "2026-01-01T00:00:00Z");
+        let mut d = node(json!({"pool": "a"}), "16", "2026-01-01T00:00:00Z");
+        slim_node(&mut c);
+        slim_node(&mut d);
+        assert_ne!(node_fingerprint(&a), node_fingerprint(&c), "labels");
+        assert_ne!(node_fingerprint(&a), node_fingerprint(&d), "capacity");
+    }
+}
