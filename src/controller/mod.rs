@@ -7,9 +7,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::api::Api;
 use kube::runtime::controller::{self, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -209,6 +210,7 @@ async fn run_controller(
     // One trigger channel, several namespaces: each controller gets the refs of its namespace.
     let mut senders = Vec::new();
     let mut controllers = Vec::new();
+    let mut synced = Vec::new();
     for api in apis {
         let (ns_tx, ns_rx) = mpsc::unbounded_channel();
         senders.push((api.namespace().map(str::to_string), ns_tx));
@@ -219,6 +221,10 @@ async fn run_controller(
         // registry and not into the store (one copy per object instead of two).
         let (reader, writer) = kube::runtime::reflector::store();
         let seed = ctx.clone();
+        // Set on the first full list. (Not `Store::wait_until_ready`: the controller waits on
+        // it too, and only one waiter is woken.)
+        let listed = Arc::new(AtomicBool::new(false));
+        synced.push(listed.clone());
         let objects = watcher(api, watcher::Config::default().any_semantic())
             .modify(move |cq| {
                 kube::ResourceExt::managed_fields_mut(cq).clear();
@@ -232,6 +238,11 @@ async fn run_controller(
                 }
             })
             .reflect(writer)
+            .inspect_ok(move |e| {
+                if matches!(e, watcher::Event::InitDone) {
+                    listed.store(true, Ordering::Relaxed);
+                }
+            })
             .applied_objects();
         let controller = Controller::for_stream(objects, reader)
             .trigger_backoff(watch_backoff())
@@ -255,10 +266,14 @@ async fn run_controller(
     // Ready once every store has its first full list: before that, an operator would serve
     // partial metrics and a rollout would move on too early.
     let readiness = {
-        let (stores, health) = (stores.clone(), health.clone());
+        let health = health.clone();
         tokio::spawn(async move {
-            for s in &stores {
-                let _ = s.wait_until_ready().await;
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            while !synced
+                .iter()
+                .all(|l: &Arc<AtomicBool>| l.load(Ordering::Relaxed))
+            {
+                tick.tick().await;
             }
             health.set_ready(true);
             tracing::info!("CloudQuota caches synced; ready");

@@ -128,6 +128,10 @@ async fn chain(
         (Some(s), true) => Some(status::for_new_target(s)),
         _ => stored,
     };
+    if target_changed {
+        // The old account's status must not come back as this round's "previous" either.
+        entry.status = stored.clone();
+    }
     let refresh = cq.annotations().get(REFRESH_ANNOTATION);
     let request = Request {
         interval: valid.interval,
@@ -320,7 +324,10 @@ async fn commit(
         return Err(e.into());
     }
     match status_apply::apply_if_changed(ctx, cq, stored, &next.status).await {
-        Ok(_) => entry.events_settled = true,
+        // Settled only by a round that had Events: until then a predecessor's unrecorded Event
+        // may still be computed again (e.g. after a suspension written in between).
+        Ok(_) if had_events => entry.events_settled = true,
+        Ok(_) => {}
         Err(e) => {
             // Keep the old status in memory and make the retry evaluate again (from the cache),
             // so it sees, and publishes, the same transitions.
