@@ -20,7 +20,7 @@
 # the SDKs' synchronous loop) and as the operator runs it, in a task on a multi-thread runtime
 # (adds Tokio's cross-thread wake-ups while the loop waits for each answer).
 #
-# The Python venv is CLOUDQUOTA_VENV or .cache/venv-vectors (made by hack/gen-vectors.sh; if
+# The Python venv is CLOUDQUOTA_VENV or ~/.cache/cloudquota/venv-vectors (made by hack/gen-vectors.sh; if
 # missing it is created here from hack/vectors/requirements.txt, which needs PyPI).
 set -euo pipefail
 
@@ -50,7 +50,7 @@ if (( build )); then
 fi
 bin="${root}/target/release"
 
-venv="${CLOUDQUOTA_VENV:-${root}/.cache/venv-vectors}"
+venv="${CLOUDQUOTA_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/cloudquota/venv-vectors}"
 if [[ ! -x "${venv}/bin/python" ]]; then
   log "creating the Python venv ${venv}"
   "${PYTHON:-python3}" -m venv "${venv}"

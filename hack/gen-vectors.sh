@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate tests/vectors/{huaweicloud,zenlayer}_sign.json from the official Python SDKs.
 #
-#   hack/gen-vectors.sh            # venv in .cache/venv-vectors (git-ignored)
+#   hack/gen-vectors.sh            # venv in ~/.cache/cloudquota/venv-vectors (kept across clones)
 #   CLOUDQUOTA_VENV=/path hack/gen-vectors.sh
 #   hack/gen-vectors.sh --check    # regenerate into a temporary directory; exit 1 if the
 #                                  # committed tests/vectors/*.json differ (drift check)
@@ -12,7 +12,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="${CLOUDQUOTA_VENV:-$root/.cache/venv-vectors}"
+venv="${CLOUDQUOTA_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/cloudquota/venv-vectors}"
 python="${PYTHON:-python3}"
 
 if [[ ! -x "$venv/bin/python" ]]; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """CPU benchmark, Python side: N quota fetches with the official SDK against a local endpoint.
 
-Usage (inside the venv made by hack/gen-vectors.sh, i.e. .cache/venv-vectors or $CLOUDQUOTA_VENV):
+Usage (inside the venv made by hack/gen-vectors.sh, i.e. ~/.cache/cloudquota/venv-vectors or $CLOUDQUOTA_VENV):
 
     python hack/sdk-bench/python_fetch.py --service ims --endpoint http://127.0.0.1:18080 \
         --ak AK --sk SK --project-id PID -n 1000

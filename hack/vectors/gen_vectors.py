@@ -4,7 +4,7 @@
 How to run (from the repo root):
 
     hack/gen-vectors.sh
-        # creates .cache/venv-vectors (or $CLOUDQUOTA_VENV) if missing, installs the pinned
+        # creates ~/.cache/cloudquota/venv-vectors (or $CLOUDQUOTA_VENV) if missing, installs the pinned
         # hack/vectors/requirements.txt and runs this script, rewriting
         # tests/vectors/huaweicloud_sign.json and tests/vectors/zenlayer_sign.json
 
