@@ -230,32 +230,15 @@ async fn first_poll_reads_secret_then_applies_status() {
     let v = verifier(
         handle,
         vec![
-            // A new object first says it is being polled (kstatus: Reconciling).
-            status_applied(&cq),
+            // A quick first poll needs no Reconciling write before it.
             expect(Method::GET, SECRET, ok(secret())),
             status_applied(&cq),
         ],
     );
     let action = reconcile(Arc::new(cq), ctx.clone()).await.unwrap();
     let bodies = v.await.unwrap();
-    assert_eq!(
-        condition(&bodies[0]["status"], "Reconciling")["status"],
-        "True"
-    );
-    assert_eq!(
-        condition(&bodies[0]["status"], "Ready")["status"],
-        "Unknown"
-    );
-    let status = &bodies[2]["status"];
+    let status = &bodies[1]["status"];
     assert_eq!(condition(status, "Ready")["status"], "True");
-    assert!(
-        status["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| c["type"] != "Reconciling"),
-        "polled: Reconciling is left out, so server-side apply removes it"
-    );
     let snaps = status["resources"]
         .as_array()
         .unwrap()
@@ -303,7 +286,6 @@ async fn crossing_posts_event_before_status_and_retry_does_not_repeat_it() {
     let v = verifier(
         handle,
         vec![
-            status_applied(&cq),
             expect(Method::GET, SECRET, ok(secret())),
             expect(
                 Method::GET,
@@ -337,18 +319,18 @@ async fn crossing_posts_event_before_status_and_retry_does_not_repeat_it() {
     );
     reconcile(cq.clone(), ctx.clone()).await.unwrap();
     let bodies = v.await.unwrap();
-    assert_eq!(bodies[3]["reason"], "ThresholdExceeded");
-    assert_eq!(bodies[3]["action"], "Evaluate/snapshots/Warning");
-    assert_eq!(bodies[3]["type"], "Warning");
+    assert_eq!(bodies[2]["reason"], "ThresholdExceeded");
+    assert_eq!(bodies[2]["action"], "Evaluate/snapshots/Warning");
+    assert_eq!(bodies[2]["type"], "Warning");
     assert!(
-        bodies[3]["note"]
+        bodies[2]["note"]
             .as_str()
             .unwrap()
             .contains("snapshots is Warning: 6/10 (60%)"),
         "{}",
-        bodies[3]["note"]
+        bodies[2]["note"]
     );
-    assert_eq!(bodies[6]["status"]["level"], "Warning");
+    assert_eq!(bodies[5]["status"]["level"], "Warning");
     sim.shutdown().await;
 }
 
@@ -415,7 +397,6 @@ async fn events_are_published_when_they_cannot_be_listed() {
     let v = verifier(
         handle,
         vec![
-            status_applied(&cq),
             expect(Method::GET, SECRET, ok(secret())),
             // An RBAC without `list` on Events: a repeat is better than a lost alert.
             expect(
@@ -432,7 +413,7 @@ async fn events_are_published_when_they_cannot_be_listed() {
     );
     reconcile(Arc::new(cq), ctx.clone()).await.unwrap();
     let bodies = v.await.unwrap();
-    assert_eq!(bodies[3]["reason"], "ThresholdExceeded");
+    assert_eq!(bodies[2]["reason"], "ThresholdExceeded");
     sim.shutdown().await;
 }
 
@@ -448,11 +429,9 @@ async fn nothing_changed_means_no_write() {
     let v = verifier(
         handle,
         vec![
-            status_applied(&a),
             expect(Method::GET, SECRET, ok(secret())),
             status_applied(&a),
             // B: the Secret and the answer come from the caches.
-            status_applied(&b),
             status_applied(&b),
             // A refresh of A polls upstream; the only change is the refresh it records.
             status_applied(&a),
@@ -467,11 +446,11 @@ async fn nothing_changed_means_no_write() {
     // A again with the same annotation: handled already, not due, nothing happens.
     reconcile(Arc::new(a.clone()), ctx.clone()).await.unwrap();
     let bodies = v.await.unwrap();
-    assert_eq!(bodies.len(), 6);
-    assert_eq!(bodies[5]["status"]["observedRefresh"], "1");
+    assert_eq!(bodies.len(), 4);
+    assert_eq!(bodies[3]["status"]["observedRefresh"], "1");
     assert_eq!(
-        bodies[5]["status"]["resources"],
-        bodies[2]["status"]["resources"]
+        bodies[3]["status"]["resources"],
+        bodies[1]["status"]["resources"]
     );
     assert_eq!(
         sim.counters().total,
@@ -520,7 +499,6 @@ async fn a_failed_event_publish_skips_the_status_write_and_is_retried() {
     let v = verifier(
         handle,
         vec![
-            status_applied(&cq),
             expect(Method::GET, SECRET, ok(secret())),
             expect(Method::GET, EVENTS_OF_DISKS, ok(event_list(json!([])))),
             // RBAC denies Events for a while: no status write may follow.
@@ -535,8 +513,8 @@ async fn a_failed_event_publish_skips_the_status_write_and_is_retried() {
     assert!(reconcile(cq.clone(), ctx.clone()).await.is_err());
     reconcile(cq.clone(), ctx.clone()).await.unwrap();
     let bodies = v.await.unwrap();
-    assert_eq!(bodies[5]["reason"], "ThresholdExceeded");
-    assert_eq!(bodies[6]["status"]["level"], "Warning");
+    assert_eq!(bodies[4]["reason"], "ThresholdExceeded");
+    assert_eq!(bodies[5]["status"]["level"], "Warning");
     assert_eq!(
         sim.counters().total,
         1,
@@ -556,7 +534,6 @@ async fn a_settled_object_publishes_without_listing_events() {
     let v = verifier(
         handle,
         vec![
-            status_applied(&cq),
             expect(Method::GET, SECRET, ok(secret())),
             // First round with Events since start: a predecessor may have published them.
             expect(Method::GET, EVENTS_OF_DISKS, ok(event_list(json!([])))),
@@ -572,6 +549,44 @@ async fn a_settled_object_publishes_without_listing_events() {
     cq.metadata.annotations = Some([("cloudquota.io/refresh".to_string(), "1".to_string())].into());
     reconcile(Arc::new(cq), ctx.clone()).await.unwrap();
     let bodies = v.await.unwrap();
-    assert_eq!(bodies[5]["action"], "Evaluate/snapshots/Critical");
+    assert_eq!(bodies[4]["action"], "Evaluate/snapshots/Critical");
+    sim.shutdown().await;
+}
+
+/// A new object whose first poll takes a while says `Reconciling=True`/`Ready=Unknown` first,
+/// so kstatus, Flux and Helm wait instead of reading "no status" as current.
+#[tokio::test]
+async fn a_slow_first_poll_says_reconciling_first() {
+    let sim = sim::start(SimConfig::default()).await.unwrap();
+    sim.add_fault(sim::FaultRule::new(
+        sim::Service::Evs,
+        sim::Fault::Latency { ms: 3000 },
+    ))
+    .unwrap();
+    let (handle, ctx) = mock_api();
+    let cq = cloudquota(&sim.base_url(), 80);
+    let v = verifier(
+        handle,
+        vec![
+            expect(Method::GET, SECRET, ok(secret())),
+            status_applied(&cq),
+            status_applied(&cq),
+        ],
+    );
+    reconcile(Arc::new(cq), ctx.clone()).await.unwrap();
+    let bodies = v.await.unwrap();
+    let polling = &bodies[1]["status"];
+    assert_eq!(condition(polling, "Reconciling")["status"], "True");
+    assert_eq!(condition(polling, "Ready")["status"], "Unknown");
+    let done = &bodies[2]["status"];
+    assert_eq!(condition(done, "Ready")["status"], "True");
+    assert!(
+        done["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["type"] != "Reconciling"),
+        "polled: Reconciling is left out, so server-side apply removes it"
+    );
     sim.shutdown().await;
 }

@@ -26,7 +26,7 @@ use rand::Rng;
 
 use super::cache::{FetchKey, Fetched};
 use super::context::Context;
-use super::credentials::ReadError;
+use super::credentials::{CredentialsError, ReadError};
 use super::events::{self, PublishError};
 use super::metrics::PollLabels;
 use super::registry::Entry;
@@ -151,25 +151,28 @@ async fn chain(
         Due::Now { newer_than } => newer_than,
         Due::Wait(wait) => return waiting(ctx, cq, entry, stored.as_ref(), &valid, wait).await,
     };
-    if stored.is_none() {
-        // A new object: say it is being polled, so GitOps tools wait for the first answer.
-        let polling = status::polling(None, cq.metadata.generation, Timestamp::now());
-        status_apply::apply(ctx, cq, &polling).await?;
-        entry.status = Some(polling);
-    }
-    let creds = match ctx
-        .secrets
-        .read(
-            &ctx.client,
-            &cq.namespace().unwrap_or_default(),
-            &cq.spec.credentials_secret_ref.name,
-        )
-        .await
-    {
-        Ok(c) => c,
-        Err(ReadError::Transient(e)) => return Err(Error::SecretRead(e)),
-        Err(ReadError::Credentials(e)) => {
-            let stored = entry.status.clone().or(stored);
+    let polled = poll(ctx, cq, &valid, newer_than);
+    tokio::pin!(polled);
+    let polled = match stored {
+        // A new object whose first poll takes a while says so, so GitOps tools wait for the
+        // answer instead of reading "no status" as current. A quick first poll (the usual case:
+        // the shared answer is in the cache) needs no extra write.
+        None => tokio::select! {
+            p = &mut polled => p,
+            _ = tokio::time::sleep(FIRST_POLL_GRACE) => {
+                let polling = status::polling(None, cq.metadata.generation, Timestamp::now());
+                status_apply::apply(ctx, cq, &polling).await?;
+                entry.status = Some(polling);
+                polled.await
+            }
+        },
+        Some(_) => polled.await,
+    };
+    let stored = entry.status.clone().or(stored);
+    let (key, fetched) = match polled {
+        Polled::Fetched(key, fetched) => (key, fetched),
+        Polled::SecretTransient(e) => return Err(Error::SecretRead(e)),
+        Polled::Credentials(e) => {
             return failed(
                 ctx,
                 cq,
@@ -182,8 +185,44 @@ async fn chain(
             .await;
         }
     };
-    let key = FetchKey::new(&valid.target, &creds);
     entry.key = Some(key.clone());
+    if fetched.started_upstream {
+        // Everyone sharing the account gets the new answer now, not at their next tick.
+        for other in ctx.registry.sharing(&key, uid) {
+            let _ = ctx.trigger.send(other);
+        }
+    }
+    evaluate(ctx, cq, entry, stored.as_ref(), &valid, fetched).await
+}
+
+/// How long a new object's first poll may take before its status says `Reconciling`.
+const FIRST_POLL_GRACE: Duration = Duration::from_secs(2);
+
+/// What the IO part of a poll gave.
+enum Polled {
+    Fetched(FetchKey, Fetched),
+    Credentials(CredentialsError),
+    SecretTransient(kube::Error),
+}
+
+/// The object's Secret, then the account's answer through the shared cache.
+async fn poll(
+    ctx: &Context,
+    cq: &CloudQuota,
+    valid: &Validated,
+    newer_than: Option<Instant>,
+) -> Polled {
+    let ns = cq.namespace().unwrap_or_default();
+    let creds = match ctx
+        .secrets
+        .read(&ctx.client, &ns, &cq.spec.credentials_secret_ref.name)
+        .await
+    {
+        Ok(c) => c,
+        Err(ReadError::Transient(e)) => return Polled::SecretTransient(e),
+        Err(ReadError::Credentials(e)) => return Polled::Credentials(e),
+    };
+    let key = FetchKey::new(&valid.target, &creds);
     let started = Instant::now();
     let fetched = ctx
         .cache
@@ -199,14 +238,7 @@ async fn chain(
     ctx.metrics
         .poll_duration
         .observe(started.elapsed().as_secs_f64());
-    if fetched.started_upstream {
-        // Everyone sharing the account gets the new answer now, not at their next tick.
-        for other in ctx.registry.sharing(&key, uid) {
-            let _ = ctx.trigger.send(other);
-        }
-    }
-    let stored = entry.status.clone().or(stored);
-    evaluate(ctx, cq, entry, stored.as_ref(), &valid, fetched).await
+    Polled::Fetched(key, fetched)
 }
 
 /// Not due. A fresher answer for the object's account (fetched for another object) is
