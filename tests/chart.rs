@@ -811,7 +811,10 @@ fn dockerfile_contract() {
     let dockerfile = read("Dockerfile");
     for needle in [
         "build --release --locked -p cloudquota --bin cloudquota",
-        "FROM gcr.io/distroless/cc-debian12:nonroot",
+        // The bases are build arguments; the defaults are the public ones.
+        "ARG RUNTIME_BASE=gcr.io/distroless/cc-debian12:nonroot",
+        "FROM ${RUNTIME_BASE}",
+        "ARG BINARY=build",
         "USER 65532:65532",
         r#"ENTRYPOINT ["/cloudquota"]"#,
         r#"CMD ["run", "--leader-elect"]"#,
@@ -823,11 +826,18 @@ fn dockerfile_contract() {
     ] {
         assert!(dockerfile.contains(needle), "Dockerfile lacks {needle}");
     }
-    // The pinned Rust is at least the crate's rust-version.
+    // The default builder's Rust is at least the crate's rust-version.
     let pinned = dockerfile
         .lines()
-        .find_map(|l| l.strip_prefix("ARG RUST_VERSION="))
-        .expect("ARG RUST_VERSION=");
+        .find_map(|l| l.strip_prefix("ARG BUILDER_IMAGE="))
+        .and_then(|image| {
+            image
+                .rsplit_once(":rust:")
+                .map(|(_, t)| t)
+                .or_else(|| image.split_once("rust:").map(|(_, t)| t))
+        })
+        .and_then(|tag| tag.split('-').next())
+        .expect("ARG BUILDER_IMAGE=...rust:<version>-...");
     let parse = |v: &str| -> Vec<u32> { v.split('.').map(|x| x.parse().unwrap()).collect() };
     let manifest = read("Cargo.toml");
     let required = manifest
@@ -844,11 +854,25 @@ fn dockerfile_contract() {
         .find_map(|l| l.strip_prefix("ARG VERSION="))
         .expect("ARG VERSION=");
     assert_eq!(version, env!("CARGO_PKG_VERSION"));
+    // The build context is an allowlist: everything out, then the sources back in; target/,
+    // caches and .git never.
     let ignore = read(".dockerignore");
+    let rules: Vec<&str> = ignore
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(
+        rules.first(),
+        Some(&"*"),
+        ".dockerignore starts by leaving everything out"
+    );
     for entry in ["target", ".cache", ".git"] {
         assert!(
-            ignore.lines().any(|l| l.trim_end_matches('/') == entry),
-            ".dockerignore lacks {entry}"
+            !rules.iter().any(|l| l
+                .strip_prefix('!')
+                .is_some_and(|p| p.trim_start_matches('/').starts_with(entry))),
+            ".dockerignore lets {entry} in"
         );
     }
 }
