@@ -33,15 +33,23 @@ pub enum PublishError {
     },
 }
 
-/// Publishes `events` about `cq`. `settled`: the object's stored Events are known to match
-/// its stored status, so no de-duplication is needed.
+/// Publishes `events` about `cq`, leaving out those in `unrecorded` (published, not yet
+/// recorded by a status write) and adding every Event it publishes or finds published there.
+/// `settled`: the object's stored Events are known to be its stored status plus `unrecorded`,
+/// so no look-up is needed.
 pub async fn publish(
     ctx: &Context,
     cq: &CloudQuota,
     events: Vec<EventSpec>,
     stored: Option<&CloudQuotaStatus>,
+    unrecorded: &mut Vec<(String, String)>,
     settled: bool,
 ) -> Result<(), PublishError> {
+    let key = |e: &EventSpec| (e.reason.to_string(), e.action.clone());
+    let events: Vec<EventSpec> = events
+        .into_iter()
+        .filter(|e| !unrecorded.contains(&key(e)))
+        .collect();
     if events.is_empty() {
         return Ok(());
     }
@@ -50,7 +58,10 @@ pub async fn publish(
     let events = if settled {
         events
     } else {
-        without_published(ctx, cq, events, stored).await
+        let left = without_published(ctx, cq, events.clone(), stored).await;
+        // Those left out are already published (by a predecessor).
+        unrecorded.extend(events.iter().filter(|e| !left.contains(e)).map(key));
+        left
     };
     let reference = cq.object_ref(&());
     for ev in &events {
@@ -73,6 +84,7 @@ pub async fn publish(
                 reason: ev.reason,
                 source,
             })?;
+        unrecorded.push(key(ev));
         ctx.metrics
             .events
             .get_or_create(&ReasonLabels {

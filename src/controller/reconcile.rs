@@ -65,12 +65,7 @@ pub async fn reconcile(cq: Arc<CloudQuota>, ctx: Arc<Context>) -> Result<Action,
     let result = chain(&cq, &ctx, &mut entry, &uid).await;
     match &result {
         Ok(_) => entry.errors = 0,
-        Err(_) => {
-            entry.errors = entry.errors.saturating_add(1);
-            // Something was published or computed without its status write: check stored
-            // Events again before the next publish.
-            entry.events_settled = false;
-        }
+        Err(_) => entry.errors = entry.errors.saturating_add(1),
     }
     ctx.registry.put(&uid, entry);
     ctx.metrics
@@ -348,26 +343,39 @@ async fn commit(
     }
     let events = std::mem::take(&mut next.events);
     let had_events = !events.is_empty();
-    if let Err(e) = events::publish(ctx, cq, events, stored, entry.events_settled).await {
+    let published = events::publish(
+        ctx,
+        cq,
+        events,
+        stored,
+        &mut entry.unrecorded,
+        entry.events_settled,
+    )
+    .await;
+    if let Err(e) = published {
         // The status that records the transition is not written, so the next round computes
-        // it again and retries the Event (de-duplicated against what did get out).
+        // it again and retries the Event. Whether the failed one got out is unknown: the next
+        // publish checks the stored Events.
+        entry.events_settled = false;
         entry.schedule.next_due = Some(Instant::now());
         entry.schedule.evaluated_at = None;
         return Err(e.into());
     }
+    // Every Event of this round is now known: published by this process, or found published
+    // by a predecessor; either way in `entry.unrecorded` until a status write records it.
+    // (Settled only by a round that had Events: until then a predecessor's unrecorded Event
+    // may still be computed again, e.g. after a suspension written in between.)
+    if had_events {
+        entry.events_settled = true;
+    }
     match status_apply::apply_if_changed(ctx, cq, stored, &next.status).await {
-        // Settled only by a round that had Events: until then a predecessor's unrecorded Event
-        // may still be computed again (e.g. after a suspension written in between).
-        Ok(_) if had_events => entry.events_settled = true,
-        Ok(_) => {}
+        Ok(_) => entry.unrecorded.clear(),
         Err(e) => {
             // Keep the old status in memory and make the retry evaluate again (from the cache),
-            // so it sees, and publishes, the same transitions.
+            // so it sees the same transitions; their Events are in `entry.unrecorded`, so the
+            // retry neither repeats nor re-lists them.
             entry.schedule.next_due = Some(Instant::now());
             entry.schedule.evaluated_at = None;
-            if had_events {
-                entry.events_settled = false;
-            }
             return Err(e.into());
         }
     }

@@ -33,6 +33,10 @@ pub struct Entry {
     /// status write since this process started leading. Until then a round's Events are
     /// checked against the stored ones (a predecessor may have published them).
     pub events_settled: bool,
+    /// Events (reason, action) known to be published, by this process or a predecessor, that
+    /// no status write has recorded yet (the write failed): a retry computes them again and
+    /// must neither repeat nor look them up again.
+    pub unrecorded: Vec<(String, String)>,
     /// Consecutive failed reconciles (status writes, Event publishes): the retry backoff.
     pub errors: u32,
 }
