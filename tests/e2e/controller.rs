@@ -881,8 +881,8 @@ pub async fn recreated_object_keeps_series(env: &mut Env) -> Result {
 /// Before: every failed reconcile was retried after 5-10 s (at least 6 attempts in 50 s), and
 /// each retry polled again and listed the object's Events to de-duplicate the crossing.
 pub async fn status_forbidden_backs_off(env: &mut Env) -> Result {
-    let ns = "e2e-ctl-forbidden";
-    let project = "p-ctl-forbidden";
+    let ns = "e2e-ctl-status-denied";
+    let project = "p-ctl-status-denied";
     let sa = "cq-e2e-nostatus";
     setup_ns(env, ns).await?;
     cluster_roles(env)?;
