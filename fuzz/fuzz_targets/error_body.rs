@@ -16,7 +16,9 @@ fn messages(e: &ProviderError) -> (Option<&str>, &str) {
         ProviderError::Throttled { message, .. } => (None, message),
         ProviderError::InvalidResponse(m)
         | ProviderError::Transport(m)
-        | ProviderError::InvalidConfig(m) => (None, m),
+        | ProviderError::InvalidConfig(m)
+        | ProviderError::UnsupportedCredentials(m)
+        | ProviderError::Signing(m) => (None, m),
     }
 }
 
