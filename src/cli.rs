@@ -544,10 +544,6 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
     out
 }
 
-fn cloudquota_interval(cq: &CloudQuota) -> Duration {
-    crate::controller::validate::interval(cq)
-}
-
 /// When the operator last renewed its Lease (`namespace/name`), if it still holds it. Not
 /// being allowed to read it is no error: `check` then judges by `lastSyncTime` alone.
 async fn lease_renewal(client: &kube::Client, lease: &str) -> Option<k8s_openapi::jiff::Timestamp> {
@@ -582,7 +578,7 @@ async fn check(args: CheckArgs) -> Result<(String, u8), String> {
             let observed = check::Observed {
                 status: cq.status.as_ref(),
                 generation: cq.metadata.generation,
-                interval: cloudquota_interval(cq),
+                interval: crate::controller::validate::interval(cq),
                 lease_renewed,
             };
             check::evaluate_observed(

@@ -414,14 +414,7 @@ async fn events_are_published_when_they_cannot_be_listed() {
         vec![
             expect(Method::GET, SECRET, ok(secret())),
             // An RBAC without `list` on Events: a repeat is better than a lost alert.
-            expect(
-                Method::GET,
-                EVENTS_OF_DISKS,
-                (
-                    StatusCode::FORBIDDEN,
-                    json!({"kind":"Status","apiVersion":"v1","status":"Failure","message":"forbidden","reason":"Forbidden","code":403}),
-                ),
-            ),
+            expect(Method::GET, EVENTS_OF_DISKS, forbidden()),
             expect(Method::POST, EVENTS, ok(event_reply())),
             status_applied(&cq),
         ],

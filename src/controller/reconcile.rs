@@ -310,7 +310,7 @@ async fn failed(
     let delay = entry
         .schedule
         .failed(received, interval, error.retry_after(), Instant::now());
-    let delay = jitter_by(ctx, delay);
+    let delay = jitter(ctx, delay);
     tracing::warn!(namespace = cq.namespace().unwrap_or_default(), name = cq.name_any(), reason = error.reason(), error = %error, retry_in_s = delay.as_secs(), "quota poll failed");
     let failure = error.failure();
     if !status::report_failure(stored, &failure, entry.schedule.failures) {
@@ -395,11 +395,7 @@ fn count_poll(ctx: &Context, result: &str, reason: &str) {
         .inc();
 }
 
-fn jitter(ctx: &Context, interval: Duration) -> Duration {
-    jitter_by(ctx, interval)
-}
-
-fn jitter_by(ctx: &Context, d: Duration) -> Duration {
+fn jitter(ctx: &Context, d: Duration) -> Duration {
     schedule::jittered(d, ctx.settings.jitter, rand::rng().random_range(0.0..1.0))
 }
 
