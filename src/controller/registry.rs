@@ -163,14 +163,17 @@ pub struct Forgotten {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::metrics::ObjectTarget;
 
     fn labels(ns: &str, name: &str, resource: &str) -> ResourceLabels {
         ResourceLabels {
-            namespace: ns.into(),
-            name: name.into(),
-            provider: "huaweicloud".into(),
-            service: "evs".into(),
-            region: "r".into(),
+            object: std::sync::Arc::new(ObjectTarget {
+                namespace: ns.into(),
+                name: name.into(),
+                provider: "huaweicloud".into(),
+                service: "evs".into(),
+                region: "r".into(),
+            }),
             resource: resource.into(),
             zone: "".into(),
         }

@@ -1,6 +1,9 @@
 //! Prometheus metrics (`/metrics`). Per-resource series are removed when the resource or its
 //! CloudQuota goes away, so dashboards never show ghosts.
 
+mod resources;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -10,27 +13,14 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use self::resources::FamilyView;
+pub use self::resources::{Field, ObjectTarget, ResourceLabels, ResourceSeries, ResourceValues};
 use super::registry::{Entry, Forgotten};
 use super::validate;
 use crate::crd::{CloudQuota, CloudQuotaStatus, Level, ResourceStatus};
 use crate::domain::status as domain_status;
 use crate::domain::thresholds::Policy;
 use crate::providers::http::UpstreamLabels;
-
-/// A label value shared by every series that carries it: an object's ~20 resource series (4
-/// families) and its `metric_series` memory hold one copy of its name, not 100.
-pub type LabelValue = std::sync::Arc<str>;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResourceLabels {
-    pub namespace: LabelValue,
-    pub name: LabelValue,
-    pub provider: LabelValue,
-    pub service: LabelValue,
-    pub region: LabelValue,
-    pub resource: LabelValue,
-    pub zone: LabelValue,
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ObjectLabels {
@@ -54,16 +44,10 @@ type FloatGauge = Gauge<f64, AtomicU64>;
 
 pub struct Metrics {
     pub registry: Registry,
-    pub resource_used: Family<ResourceLabels, IntGauge>,
-    pub resource_limit: Family<ResourceLabels, IntGauge>,
-    pub resource_usage_ratio: Family<ResourceLabels, FloatGauge>,
-    pub resource_unlimited: Family<ResourceLabels, IntGauge>,
-    /// 0 Ok, 1 Warning, 2 Critical, 3 Exhausted (as in status, hysteresis included); absent
-    /// for unlimited and ignored resources.
-    pub resource_level: Family<ResourceLabels, IntGauge>,
-    /// Each resource's effective thresholds as ratios, only with `--export-thresholds`.
-    pub resource_warning_ratio: Family<ResourceLabels, FloatGauge>,
-    pub resource_critical_ratio: Family<ResourceLabels, FloatGauge>,
+    /// Every `cloudquota_resource_*` series: used, limit, usage ratio, unlimited, level (0 Ok,
+    /// 1 Warning, 2 Critical, 3 Exhausted, as in status; absent for unlimited resources), and
+    /// with `--export-thresholds` each resource's warning and critical ratios.
+    pub resources: Arc<ResourceSeries>,
     export_thresholds: bool,
     pub poll_interval: Family<ObjectLabels, FloatGauge>,
     pub polls: Family<PollLabels, Counter>,
@@ -91,14 +75,25 @@ impl Metrics {
         export_thresholds: bool,
     ) -> Metrics {
         let mut registry = Registry::default();
+        let resources = Arc::new(ResourceSeries::default());
+        let fields = Field::ALWAYS.iter().chain(
+            export_thresholds
+                .then_some(&Field::THRESHOLDS)
+                .into_iter()
+                .flatten(),
+        );
+        let resource_registries = fields
+            .map(|&field| {
+                let mut r = Registry::default();
+                r.register_collector(Box::new(FamilyView {
+                    series: resources.clone(),
+                    field,
+                }));
+                r
+            })
+            .collect();
         let m = Metrics {
-            resource_used: Family::default(),
-            resource_limit: Family::default(),
-            resource_usage_ratio: Family::default(),
-            resource_unlimited: Family::default(),
-            resource_level: Family::default(),
-            resource_warning_ratio: Family::default(),
-            resource_critical_ratio: Family::default(),
+            resources,
             export_thresholds,
             poll_interval: Family::default(),
             polls: Family::default(),
@@ -110,48 +105,8 @@ impl Metrics {
             last_success: Family::default(),
             leader: IntGauge::default(),
             registry: Registry::default(),
-            resource_registries: Vec::new(),
+            resource_registries,
         };
-        let parts = if export_thresholds { 7 } else { 5 };
-        let mut resource_registries: Vec<Registry> =
-            (0..parts).map(|_| Registry::default()).collect();
-        resource_registries[0].register(
-            "cloudquota_resource_used",
-            "Amount of a quota resource in use",
-            m.resource_used.clone(),
-        );
-        resource_registries[1].register(
-            "cloudquota_resource_limit",
-            "Limit of a quota resource (absent when unlimited)",
-            m.resource_limit.clone(),
-        );
-        resource_registries[2].register(
-            "cloudquota_resource_usage_ratio",
-            "Used divided by limit (absent when unlimited)",
-            m.resource_usage_ratio.clone(),
-        );
-        resource_registries[3].register(
-            "cloudquota_resource_unlimited",
-            "1 when the resource has no limit",
-            m.resource_unlimited.clone(),
-        );
-        resource_registries[4].register(
-            "cloudquota_resource_level",
-            "Level of a quota resource as in status: 0 Ok, 1 Warning, 2 Critical, 3 Exhausted (absent when unlimited)",
-            m.resource_level.clone(),
-        );
-        if export_thresholds {
-            resource_registries[5].register(
-                "cloudquota_resource_warning_ratio",
-                "Effective warning threshold of a quota resource, as a ratio of the limit",
-                m.resource_warning_ratio.clone(),
-            );
-            resource_registries[6].register(
-                "cloudquota_resource_critical_ratio",
-                "Effective critical threshold of a quota resource, as a ratio of the limit",
-                m.resource_critical_ratio.clone(),
-            );
-        }
         registry.register(
             "cloudquota_poll_interval_seconds",
             "The CloudQuota's effective poll interval (absent while suspended)",
@@ -202,11 +157,7 @@ impl Metrics {
             "1 while this replica holds the leader lease",
             m.leader.clone(),
         );
-        Metrics {
-            registry,
-            resource_registries,
-            ..m
-        }
+        Metrics { registry, ..m }
     }
 
     /// The text exposition.
@@ -237,108 +188,67 @@ impl Metrics {
     /// Returns the label sets now published (kept by the caller for the next round).
     pub fn set_resources(
         &self,
-        base: &ResourceLabels,
+        object: &Arc<ObjectTarget>,
         resources: &[ResourceStatus],
         previous: &[ResourceLabels],
     ) -> Vec<ResourceLabels> {
-        self.set_resources_with(base, resources, previous, None)
+        self.set_resources_with(object, resources, previous, None)
     }
 
     /// [`Metrics::set_resources`], with the policy whose thresholds `--export-thresholds`
     /// publishes.
     pub fn set_resources_with(
         &self,
-        base: &ResourceLabels,
+        object: &Arc<ObjectTarget>,
         resources: &[ResourceStatus],
         previous: &[ResourceLabels],
         policy: Option<&Policy>,
     ) -> Vec<ResourceLabels> {
         let mut now = Vec::with_capacity(resources.len());
+        let mut series = self.resources.write();
         for r in resources {
             let zone = r.zone.as_deref().unwrap_or("");
             // Unchanged series reuse their label values (no allocation per poll).
             let labels = previous
                 .iter()
-                .find(|p| {
-                    *p.resource == *r.name
-                        && *p.zone == *zone
-                        && p.namespace == base.namespace
-                        && p.name == base.name
-                        && p.provider == base.provider
-                        && p.service == base.service
-                        && p.region == base.region
-                })
+                .find(|p| *p.resource == *r.name && *p.zone == *zone && p.object == *object)
                 .cloned()
                 .unwrap_or_else(|| ResourceLabels {
+                    object: object.clone(),
                     resource: r.name.as_str().into(),
                     zone: zone.into(),
-                    ..base.clone()
                 });
-            self.resource_used.get_or_create(&labels).set(r.used);
-            self.resource_unlimited
-                .get_or_create(&labels)
-                .set(r.unlimited as i64);
-            match r.limit.filter(|_| !r.unlimited) {
-                Some(limit) => {
-                    self.resource_limit.get_or_create(&labels).set(limit);
-                    let ratio = if limit > 0 {
-                        r.used as f64 / limit as f64
-                    } else {
-                        1.0
-                    };
-                    self.resource_usage_ratio.get_or_create(&labels).set(ratio);
-                }
-                None => {
-                    self.resource_limit.remove(&labels);
-                    self.resource_usage_ratio.remove(&labels);
-                }
-            }
-            match level_value(r.level) {
-                Some(v) => {
-                    self.resource_level.get_or_create(&labels).set(v);
-                }
-                None => {
-                    self.resource_level.remove(&labels);
-                }
-            }
-            if self.export_thresholds
-                && let Some(pair) = policy.and_then(|p| p.for_resource(&r.name))
-            {
-                self.resource_warning_ratio
-                    .get_or_create(&labels)
-                    .set(pair.warning as f64 / 100.0);
-                self.resource_critical_ratio
-                    .get_or_create(&labels)
-                    .set(pair.critical as f64 / 100.0);
-            }
+            let thresholds = policy
+                .filter(|_| self.export_thresholds)
+                .and_then(|p| p.for_resource(&r.name))
+                .map(|pair| (pair.warning as u8, pair.critical as u8)); // 1..=100: Policy checks
+            let values = ResourceValues {
+                used: r.used,
+                limit: r.limit.filter(|_| !r.unlimited),
+                unlimited: r.unlimited,
+                level: level_value(r.level).map(|l| l as i8),
+                thresholds,
+            };
+            series.insert(labels.clone(), values);
             now.push(labels);
         }
         for old in previous.iter().filter(|o| !now.contains(o)) {
-            self.remove_resource(old);
+            series.remove(old);
         }
         now
     }
 
     pub fn remove_resource(&self, labels: &ResourceLabels) {
-        self.resource_level.remove(labels);
-        self.resource_warning_ratio.remove(labels);
-        self.resource_critical_ratio.remove(labels);
-        self.resource_used.remove(labels);
-        self.resource_limit.remove(labels);
-        self.resource_usage_ratio.remove(labels);
-        self.resource_unlimited.remove(labels);
+        self.resources.write().remove(labels);
     }
 
     /// Drops every per-object series: a replica that is no longer the leader must not keep
     /// exporting values it no longer updates.
     pub fn clear_objects(&self) {
-        self.resource_used.clear();
-        self.resource_limit.clear();
-        self.resource_usage_ratio.clear();
-        self.resource_unlimited.clear();
-        self.resource_level.clear();
-        self.resource_warning_ratio.clear();
-        self.resource_critical_ratio.clear();
+        let mut series = self.resources.write();
+        series.clear();
+        series.shrink_to_fit();
+        drop(series);
         self.ready.clear();
         self.last_success.clear();
         self.poll_interval.clear();
@@ -346,9 +256,11 @@ impl Metrics {
 
     /// Forgets everything about a deleted object.
     pub fn remove_object(&self, object: &ObjectLabels, resources: &[ResourceLabels]) {
+        let mut series = self.resources.write();
         for r in resources {
-            self.remove_resource(r);
+            series.remove(r);
         }
+        drop(series);
         self.ready.remove(object);
         self.last_success.remove(object);
         self.poll_interval.remove(object);
@@ -357,9 +269,11 @@ impl Metrics {
     /// Forgets a deleted object's series, sparing those a live successor under the same name
     /// publishes (see [`Registry::forget_missing`](super::registry::Registry::forget_missing)).
     pub fn forget(&self, gone: &Forgotten) {
+        let mut series = self.resources.write();
         for r in &gone.series {
-            self.remove_resource(r);
+            series.remove(r);
         }
+        drop(series);
         if gone.object_series {
             let object = ObjectLabels {
                 namespace: gone.entry.namespace.clone(),
@@ -404,37 +318,36 @@ impl Metrics {
             }
         }
         let region = cq.spec.region.as_deref().unwrap_or("");
-        let base = match entry.metric_series.first() {
+        let object = match entry.metric_series.first() {
             // The usual case: labels unchanged, so the previous series' values are shared (no
             // allocation per poll).
             Some(l)
-                if *l.provider == *cq.spec.provider.as_str()
-                    && *l.service == *cq.spec.service.as_str()
-                    && *l.region == *region =>
+                if l.object.provider == cq.spec.provider.as_str()
+                    && l.object.service == cq.spec.service.as_str()
+                    && l.object.region == region =>
             {
-                l.clone()
+                l.object.clone()
             }
             previous => {
                 // A relabel (e.g. region edited) leaves no stale series: the old set is
                 // replaced.
                 if previous.is_some() {
+                    let mut series = self.resources.write();
                     for l in std::mem::take(&mut entry.metric_series) {
-                        self.remove_resource(&l);
+                        series.remove(&l);
                     }
                 }
-                ResourceLabels {
-                    namespace: entry.namespace.as_str().into(),
-                    name: entry.name.as_str().into(),
+                Arc::new(ObjectTarget {
+                    namespace: entry.namespace.clone(),
+                    name: entry.name.clone(),
                     provider: cq.spec.provider.as_str().into(),
                     service: cq.spec.service.as_str().into(),
                     region: region.into(),
-                    resource: "".into(),
-                    zone: "".into(),
-                }
+                })
             }
         };
         entry.metric_series =
-            self.set_resources_with(&base, &status.resources, &entry.metric_series, policy);
+            self.set_resources_with(&object, &status.resources, &entry.metric_series, policy);
     }
 }
 
@@ -470,18 +383,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn series_follow_resources() {
-        let m = Metrics::new(Family::default());
-        let base = ResourceLabels {
-            namespace: "ns".into(),
-            name: "q".into(),
+    fn object(namespace: &str, name: &str) -> Arc<ObjectTarget> {
+        Arc::new(ObjectTarget {
+            namespace: namespace.into(),
+            name: name.into(),
             provider: "huaweicloud".into(),
             service: "evs".into(),
             region: "r".into(),
-            resource: "".into(),
-            zone: "".into(),
-        };
+        })
+    }
+
+    #[test]
+    fn series_follow_resources() {
+        let m = Metrics::new(Family::default());
+        let base = object("ns", "q");
         let first = m.set_resources(
             &base,
             &[res("volumes", 5, Some(10)), res("snapshots", 1, None)],
@@ -525,15 +440,7 @@ mod tests {
     #[test]
     fn levels_and_thresholds_follow_status() {
         use crate::crd::{ThresholdOverride, Thresholds};
-        let base = ResourceLabels {
-            namespace: "ns".into(),
-            name: "q".into(),
-            provider: "huaweicloud".into(),
-            service: "evs".into(),
-            region: "r".into(),
-            resource: "".into(),
-            zone: "".into(),
-        };
+        let base = object("ns", "q");
         let mut snaps = res("snapshots", 7, Some(10));
         snaps.level = Level::Warning;
         let mut backups = res("backups", 1, None);
