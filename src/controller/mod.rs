@@ -214,8 +214,8 @@ async fn run_controller(
     for api in apis {
         let (ns_tx, ns_rx) = mpsc::unbounded_channel();
         senders.push((api.namespace().map(str::to_string), ns_tx));
-        // The store holds every CloudQuota for the operator's lifetime. Nothing reads their
-        // managedFields (JSON map trees of ~4 KiB per object), and the status the operator
+        // The store holds every CloudQuota for the operator's lifetime, so it keeps only what
+        // reconciles read (see `slim_for_store`), and the status the operator
         // needs is its own last write, kept in the registry; only the first sight of an object
         // needs the stored status, and the watch event itself carries it: it goes to the
         // registry and not into the store (one copy per object instead of two).
@@ -227,7 +227,7 @@ async fn run_controller(
         synced.push(listed.clone());
         let objects = watcher(api, watcher::Config::default().any_semantic())
             .modify(move |cq| {
-                kube::ResourceExt::managed_fields_mut(cq).clear();
+                slim_for_store(cq);
                 if let (Some(status), Some(uid)) = (cq.status.take(), cq.metadata.uid.as_deref()) {
                     seed.registry.seed(
                         uid,
@@ -515,9 +515,52 @@ async fn elected(
     Ok(())
 }
 
+/// Drops what no reconcile reads before an object enters the store: managedFields (JSON
+/// map trees of ~4 KiB per object) and annotations other than the operator's own (client-side
+/// `kubectl apply` keeps a copy of the whole object in one).
+fn slim_for_store(cq: &mut CloudQuota) {
+    kube::ResourceExt::managed_fields_mut(cq).clear();
+    if let Some(annotations) = cq.metadata.annotations.as_mut() {
+        annotations.retain(|k, _| k.starts_with("cloudquota.io/"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_store_keeps_what_reconciles_read() {
+        let mut cq: CloudQuota = serde_json::from_value(serde_json::json!({
+            "apiVersion": "cloudquota.io/v1alpha1", "kind": "CloudQuota",
+            "metadata": {
+                "name": "q", "namespace": "ns", "uid": "u", "generation": 3,
+                "labels": {"team": "a"},
+                "annotations": {
+                    reconcile::REFRESH_ANNOTATION: "2026-12-01T00:00:00Z",
+                    "kubectl.kubernetes.io/last-applied-configuration": "{\"big\": true}",
+                },
+                "managedFields": [{"manager": "kubectl", "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}],
+            },
+            "spec": {"provider": "huaweicloud", "service": "ims", "region": "r",
+                     "credentialsSecretRef": {"name": "s"}},
+        }))
+        .unwrap();
+        slim_for_store(&mut cq);
+        assert!(
+            cq.metadata
+                .managed_fields
+                .as_ref()
+                .is_none_or(Vec::is_empty)
+        );
+        let annotations = cq.metadata.annotations.as_ref().unwrap();
+        assert_eq!(
+            annotations.keys().collect::<Vec<_>>(),
+            [reconcile::REFRESH_ANNOTATION]
+        );
+        assert_eq!(cq.metadata.generation, Some(3));
+        assert_eq!(cq.metadata.labels.as_ref().unwrap()["team"], "a");
+    }
 
     /// A healthy leader must never see its fence close: the next renewal and the read-back that
     /// confirms it come well before the renew deadline. (With a renewal every 10 s and a 10 s
