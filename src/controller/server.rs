@@ -59,16 +59,9 @@ impl Health {
 }
 
 async fn metrics(State(h): State<Health>) -> impl IntoResponse {
-    // Streamed part by part (see `Metrics::encode_part`): the next part is encoded only when
-    // hyper wants more to send, so the whole text never sits in memory at once.
-    let parts = futures::stream::unfold(0usize, move |i| {
-        let metrics = h.metrics.clone();
-        async move {
-            metrics
-                .encode_part(i)
-                .map(|text| (Ok::<_, std::convert::Infallible>(text), i + 1))
-        }
-    });
+    // Streamed part by part (see `Metrics::parts`): the next part is encoded only when hyper
+    // wants more to send, so the whole text never sits in memory at once.
+    let parts = futures::stream::iter(h.metrics.parts().map(Ok::<_, std::convert::Infallible>));
     (
         [(
             header::CONTENT_TYPE,
