@@ -479,6 +479,27 @@ pub struct ResourceStatus {
     pub level: Level,
 }
 
+#[cfg(test)]
+impl ResourceStatus {
+    /// A resource as the operator reports it, for tests: `limit: None` is unlimited, level Ok.
+    pub(crate) fn example(name: &str, used: i64, limit: Option<i64>) -> ResourceStatus {
+        ResourceStatus {
+            name: name.into(),
+            zone: None,
+            used,
+            limit,
+            unlimited: limit.is_none(),
+            reserved: None,
+            min: None,
+            max: None,
+            unit: None,
+            usage_percent: limit.map(|l| crate::domain::thresholds::usage_percent(used, l)),
+            available: limit.map(|l| (l - used).max(0)),
+            level: Level::Ok,
+        }
+    }
+}
+
 /// Usage level of a resource against its thresholds.
 #[derive(
     Serialize,

@@ -183,18 +183,8 @@ mod tests {
 
     fn res(name: &str, used: i64, limit: Option<i64>, level: Level) -> ResourceStatus {
         ResourceStatus {
-            name: name.into(),
-            zone: None,
-            used,
-            limit,
-            unlimited: limit.is_none(),
-            reserved: None,
-            min: None,
-            max: None,
-            unit: None,
-            usage_percent: limit.map(|l| crate::domain::thresholds::usage_percent(used, l)),
-            available: limit.map(|l| l - used),
             level,
+            ..ResourceStatus::example(name, used, limit)
         }
     }
 

@@ -336,23 +336,9 @@ pub fn scale_up(quotas: &[QuotaView], template: &BTreeMap<String, i64>, requeste
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::Level;
 
     fn res(name: &str, used: i64, limit: Option<i64>) -> ResourceStatus {
-        ResourceStatus {
-            name: name.into(),
-            zone: None,
-            used,
-            limit,
-            unlimited: limit.is_none(),
-            reserved: None,
-            min: None,
-            max: None,
-            unit: None,
-            usage_percent: None,
-            available: limit.map(|l| (l - used).max(0)),
-            level: Level::Ok,
-        }
+        ResourceStatus::example(name, used, limit)
     }
 
     fn map(name: &str, from: &str, per_node: Option<i64>) -> CapacityResourceMapping {

@@ -362,20 +362,7 @@ mod tests {
     use super::*;
 
     fn res(name: &str, used: i64, limit: Option<i64>) -> ResourceStatus {
-        ResourceStatus {
-            name: name.into(),
-            zone: None,
-            used,
-            limit,
-            unlimited: limit.is_none(),
-            reserved: None,
-            min: None,
-            max: None,
-            unit: None,
-            usage_percent: None,
-            available: None,
-            level: Level::Ok,
-        }
+        ResourceStatus::example(name, used, limit)
     }
 
     fn object(namespace: &str, name: &str) -> Arc<ObjectTarget> {
