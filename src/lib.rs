@@ -9,5 +9,6 @@ pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod domain;
+pub mod memory;
 pub mod providers;
 pub mod sign;
