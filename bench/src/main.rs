@@ -104,14 +104,23 @@ pub struct ScaleArgs {
     /// Target: all Ready within this long of operator start.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub target_ready: Duration,
-    #[arg(long, default_value_t = 100.0)]
-    pub target_rss_mib: f64,
+    /// Target: peak RSS of the operator. Default: 100 MiB up to N = 5000 (issue #4), 128 MiB
+    /// above (issue #12's target at N = 10,000, the chart's memory limit).
+    #[arg(long)]
+    pub target_rss_mib: Option<f64>,
     /// Target: steady-state CPU, percent of one core.
     #[arg(long, default_value_t = 2.0)]
     pub target_cpu_pct: f64,
     /// Free-form label stored with the result (e.g. "before fix").
     #[arg(long, default_value = "")]
     pub label: String,
+}
+
+impl ScaleArgs {
+    pub fn rss_target_mib(&self) -> f64 {
+        self.target_rss_mib
+            .unwrap_or(if self.n > 5000 { 128.0 } else { 100.0 })
+    }
 }
 
 #[derive(Args, Debug)]

@@ -278,9 +278,11 @@ fn resource_rows() -> [Row; 7] {
                 )
             },
         ),
-        ("operator peak RSS (MiB)", "≤ 100", |r| {
-            format!("{:.1}{}", r.rss_peak_mib, mark(r, "peak RSS"))
-        }),
+        (
+            "operator peak RSS (MiB)",
+            "≤ 100 (N ≤ 5000), ≤ 128",
+            |r| format!("{:.1}{}", r.rss_peak_mib, mark(r, "peak RSS")),
+        ),
         (
             "operator RSS: all Ready / settled / steady (MiB)",
             "",

@@ -273,8 +273,8 @@ fn targets(a: &ScaleArgs, r: &ScaleResult) -> Vec<Goal> {
         goal(
             "peak RSS (MiB)",
             r.rss_peak_mib,
-            format!("<= {}", a.target_rss_mib),
-            r.rss_peak_mib <= a.target_rss_mib,
+            format!("<= {}", a.rss_target_mib()),
+            r.rss_peak_mib <= a.rss_target_mib(),
         ),
         goal(
             "usage change on every affected object (s)",
