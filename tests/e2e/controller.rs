@@ -241,6 +241,24 @@ fn cluster_roles(env: &Env) -> Result {
     Ok(())
 }
 
+/// Each piece of [`cluster_roles`] with the (verb, resource) that shows it is granted.
+const PIECES: [(&str, (&str, &str)); 5] = [
+    ("watch", ("watch", "cloudquotas.cloudquota.io")),
+    ("status", ("patch", "cloudquotas.cloudquota.io/status")),
+    ("secrets", ("get", "secrets")),
+    ("events-read", ("list", "events.events.k8s.io")),
+    ("events-create", ("create", "events.events.k8s.io")),
+];
+
+/// Grants `sa` in `ns` everything the chart's ClusterRole does except the piece `denied`.
+async fn grant_all_but(env: &Env, ns: &str, sa: &str, denied: &str) -> Result {
+    cluster_roles(env)?;
+    for (piece, check) in PIECES.into_iter().filter(|(p, _)| *p != denied) {
+        grant(env, ns, sa, piece, check).await?;
+    }
+    Ok(())
+}
+
 /// Binds ClusterRole `cq-e2e-<piece>` to ServiceAccount `sa` in namespace `ns`, and waits until
 /// the authorizer says yes to `check` (verb, resource) there.
 async fn grant(env: &Env, ns: &str, sa: &str, piece: &str, check: (&str, &str)) -> Result {
@@ -635,15 +653,7 @@ pub async fn denied_event_is_not_lost(env: &mut Env) -> Result {
     let project = "p-ctl-events";
     let sa = "cq-e2e-noevents";
     setup_ns(env, ns).await?;
-    cluster_roles(env)?;
-    for (piece, check) in [
-        ("watch", ("watch", "cloudquotas.cloudquota.io")),
-        ("status", ("patch", "cloudquotas.cloudquota.io/status")),
-        ("secrets", ("get", "secrets")),
-        ("events-read", ("list", "events.events.k8s.io")),
-    ] {
-        grant(env, ns, sa, piece, check).await?;
-    }
+    grant_all_but(env, ns, sa, "events-create").await?;
     let kubeconfig = kubeconfig_for(env, sa, None).await?;
     without_suite_operator(env, async |env| {
         let r = env
@@ -885,15 +895,7 @@ pub async fn status_forbidden_backs_off(env: &mut Env) -> Result {
     let project = "p-ctl-status-denied";
     let sa = "cq-e2e-nostatus";
     setup_ns(env, ns).await?;
-    cluster_roles(env)?;
-    for (piece, check) in [
-        ("watch", ("watch", "cloudquotas.cloudquota.io")),
-        ("secrets", ("get", "secrets")),
-        ("events-read", ("list", "events.events.k8s.io")),
-        ("events-create", ("create", "events.events.k8s.io")),
-    ] {
-        grant(env, ns, sa, piece, check).await?;
-    }
+    grant_all_but(env, ns, sa, "status").await?;
     // A crossing is waiting, so a poll would have an Event to announce (and de-duplicate).
     env.sim_set("evs", project, "backups", None, 85, Some(100))
         .await?;
@@ -997,15 +999,7 @@ pub async fn readyz_waits_for_cache(env: &mut Env) -> Result {
     let project = "p-ctl-readyz";
     let sa = "cq-e2e-nolist";
     setup_ns(env, ns).await?;
-    cluster_roles(env)?;
-    for (piece, check) in [
-        ("status", ("patch", "cloudquotas.cloudquota.io/status")),
-        ("secrets", ("get", "secrets")),
-        ("events-read", ("list", "events.events.k8s.io")),
-        ("events-create", ("create", "events.events.k8s.io")),
-    ] {
-        grant(env, ns, sa, piece, check).await?;
-    }
+    grant_all_but(env, ns, sa, "watch").await?;
     env.sim_set("evs", project, "backups", None, 10, Some(100))
         .await?;
     env.apply_cq(ns, "q", evs_spec(env, project)).await?;
