@@ -408,6 +408,23 @@ where
     result.and(restored)
 }
 
+/// Runs `scenario` against one replica, in place of the suite's operator, that acts as `sa`
+/// and watches only `ns`; the replica is stopped afterwards whatever the outcome.
+async fn with_restricted_replica<F>(env: &mut Env, ns: &str, sa: &str, scenario: F) -> Result
+where
+    F: AsyncFnOnce(&Env, &Replica) -> Result,
+{
+    let kubeconfig = kubeconfig_for(env, sa, None).await?;
+    without_suite_operator(env, async |env| {
+        let r = env
+            .spawn_replica_with(&kubeconfig, &["--watch-namespace", ns])
+            .await?;
+        let result = scenario(env, &r).await;
+        result.and(stop_replicas(vec![r]).await)
+    })
+    .await
+}
+
 async fn setup_ns(env: &Env, ns: &str) -> Result {
     env.namespace(ns).await?;
     env.secret(ns, "creds", &env.demo_secret()).await
@@ -654,13 +671,8 @@ pub async fn denied_event_is_not_lost(env: &mut Env) -> Result {
     let sa = "cq-e2e-noevents";
     setup_ns(env, ns).await?;
     grant_all_but(env, ns, sa, "events-create").await?;
-    let kubeconfig = kubeconfig_for(env, sa, None).await?;
-    without_suite_operator(env, async |env| {
-        let r = env
-            .spawn_replica_with(&kubeconfig, &["--watch-namespace", ns])
-            .await?;
-        let result = event_denied(env, ns, project, sa, &r).await;
-        result.and(stop_replicas(vec![r]).await)
+    with_restricted_replica(env, ns, sa, async |env, r| {
+        event_denied(env, ns, project, sa, r).await
     })
     .await?;
     env.delete_cq(ns, "q").await
@@ -899,13 +911,8 @@ pub async fn status_forbidden_backs_off(env: &mut Env) -> Result {
     // A crossing is waiting, so a poll would have an Event to announce (and de-duplicate).
     env.sim_set("evs", project, "backups", None, 85, Some(100))
         .await?;
-    let kubeconfig = kubeconfig_for(env, sa, None).await?;
-    without_suite_operator(env, async |env| {
-        let r = env
-            .spawn_replica_with(&kubeconfig, &["--watch-namespace", ns])
-            .await?;
-        let result = forbidden(env, ns, project, sa, &r).await;
-        result.and(stop_replicas(vec![r]).await)
+    with_restricted_replica(env, ns, sa, async |env, r| {
+        forbidden(env, ns, project, sa, r).await
     })
     .await?;
     env.delete_cq(ns, "q").await
