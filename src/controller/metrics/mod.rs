@@ -139,7 +139,8 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    /// The text exposition.
+    /// The text exposition in one piece (tests; `/metrics` streams [`Metrics::parts`]).
+    #[cfg(test)]
     pub fn encode(self: &Arc<Self>) -> String {
         self.parts().collect()
     }
@@ -179,20 +180,10 @@ impl Metrics {
         }))
     }
 
-    /// Publishes an object's resources, removing series of resources it no longer has.
-    /// Returns the label sets now published (kept by the caller for the next round).
+    /// Publishes an object's resources, removing series of resources it no longer has;
+    /// `policy` gives the thresholds `--export-thresholds` publishes. Returns the label sets
+    /// now published (kept by the caller for the next round).
     pub fn set_resources(
-        &self,
-        object: &Arc<ObjectTarget>,
-        resources: &[ResourceStatus],
-        previous: &[ResourceLabels],
-    ) -> Vec<ResourceLabels> {
-        self.set_resources_with(object, resources, previous, None)
-    }
-
-    /// [`Metrics::set_resources`], with the policy whose thresholds `--export-thresholds`
-    /// publishes.
-    pub fn set_resources_with(
         &self,
         object: &Arc<ObjectTarget>,
         resources: &[ResourceStatus],
@@ -233,8 +224,11 @@ impl Metrics {
         now
     }
 
-    pub fn remove_resource(&self, labels: &ResourceLabels) {
-        self.resources.write().remove(labels);
+    fn remove_series(&self, labels: &[ResourceLabels]) {
+        let mut series = self.resources.write();
+        for l in labels {
+            series.remove(l);
+        }
     }
 
     /// Drops every per-object series: a replica that is no longer the leader must not keep
@@ -251,11 +245,7 @@ impl Metrics {
 
     /// Forgets everything about a deleted object.
     pub fn remove_object(&self, object: &ObjectLabels, resources: &[ResourceLabels]) {
-        let mut series = self.resources.write();
-        for r in resources {
-            series.remove(r);
-        }
-        drop(series);
+        self.remove_series(resources);
         self.ready.remove(object);
         self.last_success.remove(object);
         self.poll_interval.remove(object);
@@ -264,17 +254,14 @@ impl Metrics {
     /// Forgets a deleted object's series, sparing those a live successor under the same name
     /// publishes (see [`Registry::forget_missing`](super::registry::Registry::forget_missing)).
     pub fn forget(&self, gone: &Forgotten) {
-        let mut series = self.resources.write();
-        for r in &gone.series {
-            series.remove(r);
-        }
-        drop(series);
         if gone.object_series {
             let object = ObjectLabels {
                 namespace: gone.entry.namespace.clone(),
                 name: gone.entry.name.clone(),
             };
-            self.remove_object(&object, &[]);
+            self.remove_object(&object, &gone.series);
+        } else {
+            self.remove_series(&gone.series);
         }
     }
 
@@ -327,10 +314,7 @@ impl Metrics {
                 // A relabel (e.g. region edited) leaves no stale series: the old set is
                 // replaced.
                 if previous.is_some() {
-                    let mut series = self.resources.write();
-                    for l in std::mem::take(&mut entry.metric_series) {
-                        series.remove(&l);
-                    }
+                    self.remove_series(&std::mem::take(&mut entry.metric_series));
                 }
                 Arc::new(ObjectTarget {
                     namespace: entry.namespace.clone(),
@@ -342,7 +326,7 @@ impl Metrics {
             }
         };
         entry.metric_series =
-            self.set_resources_with(&object, &status.resources, &entry.metric_series, policy);
+            self.set_resources(&object, &status.resources, &entry.metric_series, policy);
     }
 }
 
@@ -383,12 +367,13 @@ mod tests {
             &base,
             &[res("volumes", 5, Some(10)), res("snapshots", 1, None)],
             &[],
+            None,
         );
         let text = m.encode();
         assert!(text.contains(r#"cloudquota_resource_used{namespace="ns",name="q",provider="huaweicloud",service="evs",region="r",resource="volumes",zone=""} 5"#), "{text}");
         assert!(text.contains(r#"cloudquota_resource_usage_ratio{namespace="ns",name="q",provider="huaweicloud",service="evs",region="r",resource="volumes",zone=""} 0.5"#));
         assert!(!text.contains(r#"cloudquota_resource_limit{namespace="ns",name="q",provider="huaweicloud",service="evs",region="r",resource="snapshots""#), "unlimited has no limit series");
-        let second = m.set_resources(&base, &[res("volumes", 6, Some(10))], &first);
+        let second = m.set_resources(&base, &[res("volumes", 6, Some(10))], &first, None);
         assert!(
             !m.encode().contains(r#"resource="snapshots""#),
             "gone resource removed"
@@ -404,7 +389,7 @@ mod tests {
             !m.encode().contains(r#"resource="volumes""#),
             "deleted object removed"
         );
-        m.set_resources(&base, &[res("volumes", 1, Some(10))], &[]);
+        m.set_resources(&base, &[res("volumes", 1, Some(10))], &[], None);
         m.ready
             .get_or_create(&ObjectLabels {
                 namespace: "ns".into(),
@@ -437,7 +422,7 @@ mod tests {
         })
         .unwrap();
         let plain = Arc::new(Metrics::new(Family::default()));
-        plain.set_resources_with(&base, &[snaps.clone(), backups.clone()], &[], Some(&policy));
+        plain.set_resources(&base, &[snaps.clone(), backups.clone()], &[], Some(&policy));
         let text = plain.encode();
         assert!(text.contains(r#"cloudquota_resource_level{namespace="ns",name="q",provider="huaweicloud",service="evs",region="r",resource="snapshots",zone=""} 1"#), "{text}");
         assert!(!text.contains(r#"cloudquota_resource_level{namespace="ns",name="q",provider="huaweicloud",service="evs",region="r",resource="backups""#), "unlimited has no level");
@@ -446,11 +431,11 @@ mod tests {
             "thresholds are opt-in: {text}"
         );
         let with = Arc::new(Metrics::with_options(Family::default(), true));
-        let series = with.set_resources_with(&base, &[snaps], &[], Some(&policy));
+        let series = with.set_resources(&base, &[snaps], &[], Some(&policy));
         let text = with.encode();
         assert!(text.contains(r#"cloudquota_resource_warning_ratio{namespace="ns",name="q",provider="huaweicloud",service="evs",region="r",resource="snapshots",zone=""} 0.6"#), "{text}");
         assert!(text.contains(r#"cloudquota_resource_critical_ratio{namespace="ns",name="q",provider="huaweicloud",service="evs",region="r",resource="snapshots",zone=""} 0.8"#), "{text}");
-        with.set_resources_with(&base, &[], &series, Some(&policy));
+        with.set_resources(&base, &[], &series, Some(&policy));
         assert!(
             !with.encode().contains(r#"resource="snapshots""#),
             "removed with the resource"
@@ -468,7 +453,7 @@ mod tests {
         for i in 0..3000 {
             let o = object("ns", &format!("q{i}"));
             let rs = [res("volumes", i, Some(10_000)), res("snapshots", 1, None)];
-            published.push(m.set_resources_with(&o, &rs, &[], Some(&policy)));
+            published.push(m.set_resources(&o, &rs, &[], Some(&policy)));
         }
         assert_eq!(m.resources.len(), 6000);
         let parts: Vec<String> = m.parts().collect();

@@ -149,11 +149,6 @@ impl ResourceSeries {
         self.series.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The values of one series, if it is published.
-    pub fn get(&self, labels: &ResourceLabels) -> Option<ResourceValues> {
-        self.read().get(labels).copied()
-    }
-
     pub fn len(&self) -> usize {
         self.read().len()
     }
@@ -173,7 +168,9 @@ impl ResourceSeries {
     }
 
     /// Shard `shard` of `shards` of one family's text: its HELP and TYPE lines in shard 0, then
-    /// the series of that shard. An object's series stay together (the shard follows the
+    /// the series of that shard. Each shard walks the whole map (a pointer hash per entry)
+    /// rather than holding its read lock between parts, so a slow scraper never blocks the
+    /// reconciles' writes. An object's series stay together (the shard follows the
     /// object's shared labels), and a series keeps its shard while it lives.
     pub fn encode_shard(self: &Arc<Self>, field: Field, shard: usize, shards: usize) -> String {
         let mut registry = Registry::default();
