@@ -425,6 +425,22 @@ where
     .await
 }
 
+/// Asks for a poll of `ns/q` and waits until the simulator has an EVS request for `project`:
+/// the poll is then in flight (held there by whatever fault the caller injected).
+async fn refresh_until_polled(env: &Env, ns: &str, project: &str, what: &str) -> Result {
+    let before = env.sim_requests_for("evs", project).await?;
+    env.refresh(ns, "q").await?;
+    env.eventually(what, WAIT, || async {
+        let n = env.sim_requests_for("evs", project).await?;
+        if n > before {
+            Ok(())
+        } else {
+            Err(format!("{n} requests"))
+        }
+    })
+    .await
+}
+
 async fn setup_ns(env: &Env, ns: &str) -> Result {
     env.namespace(ns).await?;
     env.secret(ns, "creds", &env.demo_secret()).await
@@ -490,9 +506,7 @@ pub async fn deposed_leader_writes_nothing(env: &mut Env) -> Result {
         result.and(stopped)
     })
     .await?;
-    let _ = env
-        .sim(reqwest::Method::DELETE, "/_sim/faults?service=evs", None)
-        .await;
+    let _ = env.sim_clear_faults("evs").await;
     env.delete_cq(ns, "q").await
 }
 
@@ -555,17 +569,7 @@ async fn deposed(
         .await?;
     env.sim_set("evs", project, "backups", None, 85, None)
         .await?;
-    let before = env.sim_requests_for("evs", project).await?;
-    env.refresh(ns, "q").await?;
-    env.eventually("A's poll reaches the provider", WAIT, || async {
-        let n = env.sim_requests_for("evs", project).await?;
-        if n > before {
-            Ok(())
-        } else {
-            Err(format!("{n} requests"))
-        }
-    })
-    .await?;
+    refresh_until_polled(env, ns, project, "A's poll reaches the provider").await?;
     let answered = Instant::now() + HELD;
 
     proxy.cut();
@@ -1092,17 +1096,7 @@ pub async fn shutdown_is_bounded(env: &mut Env) -> Result {
         env.sim_fault(json!({"service": "evs", "key": project, "count": 1,
                              "fault": {"kind": "latency", "ms": 120_000}}))
             .await?;
-        let before = env.sim_requests_for("evs", project).await?;
-        env.refresh(ns, "q").await?;
-        env.eventually("the poll hangs at the provider", WAIT, || async {
-            let n = env.sim_requests_for("evs", project).await?;
-            if n > before {
-                Ok(())
-            } else {
-                Err(format!("{n} requests"))
-            }
-        })
-        .await?;
+        refresh_until_polled(env, ns, project, "the poll hangs at the provider").await?;
         let old = env.operator_identity.clone();
         let mut child = env.operator.take().ok_or("no operator")?;
         let t = Instant::now();
@@ -1155,9 +1149,7 @@ pub async fn shutdown_is_bounded(env: &mut Env) -> Result {
         Ok(())
     }
     .await;
-    let cleared = env
-        .sim(reqwest::Method::DELETE, "/_sim/faults?service=evs", None)
-        .await;
+    let cleared = env.sim_clear_faults("evs").await;
     let restored = env.restart_operator_with(&[]).await;
     result?;
     cleared?;

@@ -515,6 +515,14 @@ impl Env {
         .map(|_| ())
     }
 
+    /// Removes every fault injected for `service`.
+    pub async fn sim_clear_faults(&self, service: &str) -> Result {
+        let path = format!("/_sim/faults?service={service}");
+        self.sim(reqwest::Method::DELETE, &path, None)
+            .await
+            .map(|_| ())
+    }
+
     pub async fn sim_requests_for(&self, service: &str, key: &str) -> Result<u64> {
         let c = self
             .sim(reqwest::Method::GET, "/_sim/counters", None)

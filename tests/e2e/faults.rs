@@ -713,9 +713,7 @@ pub async fn fault_provider_errors(env: &mut Env) -> Result {
     env.restart_operator_with(&["--http-timeout", "2s"]).await?;
     let result = provider_faults(env, ns).await;
     // Whatever happened: no faults left, the operator back on its default flags.
-    let cleared = env
-        .sim(reqwest::Method::DELETE, "/_sim/faults?service=evs", None)
-        .await;
+    let cleared = env.sim_clear_faults("evs").await;
     let restored = env.restart_operator_with(&[]).await;
     result?;
     cleared?;
@@ -779,8 +777,7 @@ async fn provider_faults(env: &mut Env, ns: &str) -> Result {
 
     // Faults cleared: every object recovers, each announced its failure once and its
     // recovery once; the canary announced nothing.
-    env.sim(reqwest::Method::DELETE, "/_sim/faults?service=evs", None)
-        .await?;
+    env.sim_clear_faults("evs").await?;
     for (name, _, fault) in PROVIDER_OBJECTS {
         if fault.is_some() {
             env.refresh(ns, name).await?;
