@@ -35,6 +35,10 @@
 # When a step fails, test.sh prints the last 60 lines of every *.log below the step's directory
 # and the directory's path, so a CI failure can be understood from the output alone; CI may
 # upload target/test-artifacts/ as well (every step of the last run).
+#
+# Disk. The free space of the repository's filesystem is printed at the start (with a warning
+# under FOOTPRINT_GIB, what a full run from a clean checkout needs), after every step (with the
+# size of target/ and fuzz/target/) and with a failure.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -57,6 +61,18 @@ done
 start=${SECONDS}
 DONE=()
 
+# Disk. A full run from a clean checkout writes about FOOTPRINT_GIB GiB (target/, fuzz/target/ and
+# the tool cache); a run out of space fails far from its cause (the linker died of SIGBUS in CI),
+# so free space is printed first, after every step and with a failure.
+FOOTPRINT_GIB=8
+free_gib() { df -Pk "${ROOT}" | awk 'NR == 2 { printf "%.1f", $4 / 1048576 }'; }
+build_gib() { du -sk "${ROOT}/target" "${ROOT}/fuzz/target" 2>/dev/null | awk '{ k += $1 } END { printf "%.1f", k / 1048576 }'; }
+disk_line() { printf 'target/ + fuzz/target/ %s GiB, %s GiB free' "$(build_gib)" "$(free_gib)"; }
+echo "== disk: $(disk_line)"
+if awk -v f="$(free_gib)" -v n="${FOOTPRINT_GIB}" 'BEGIN { exit !(f < n) }'; then
+  echo "== WARNING: under ${FOOTPRINT_GIB} GiB free; a full run from a clean checkout may run out of disk" >&2
+fi
+
 # Prints the failed step's logs (see the header) and where all of them are.
 report_failure() { # name dir status seconds
   local name="$1" dir="$2" rc="$3" took="$4" f n logs=()
@@ -75,6 +91,10 @@ report_failure() { # name dir status seconds
     tail -n "${LOG_LINES}" "${dir}/.tail"
   done
   rm -f "${dir}/.tail"
+  printf '\n== disk: %s\n' "$(disk_line)"
+  if awk -v f="$(free_gib)" 'BEGIN { exit !(f < 1) }'; then
+    echo "== the disk is (nearly) full: a linker 'Bus error' (SIGBUS on its mmap'd output) or 'No space left on device' above is this"
+  fi
   printf '\n== FAILED: step %s (exit %s). Its logs: %s\n' "${name}" "${rc}" "${dir}"
   printf '   every step'"'"'s logs of this run: %s/\n' "${ARTIFACTS}"
 }
@@ -101,7 +121,7 @@ step() { # NAME COMMAND [ARGS...]
     report_failure "${name}" "${dir}" "${rc}" "$(( SECONDS - t0 ))"
     exit "${rc}"
   fi
-  DONE+=("$(printf '%-18s %5ss' "${name}" "$(( SECONDS - t0 ))")")
+  DONE+=("$(printf '%-18s %5ss   %s' "${name}" "$(( SECONDS - t0 ))" "$(disk_line)")")
   unset CLOUDQUOTA_ARTIFACTS_DIR
 }
 
