@@ -38,15 +38,19 @@ Output is deterministic (fixed timestamps, fixed User-Agent, no randomness).
 """
 
 import argparse
+import atexit
 import datetime as _dt
 import json
 import os
+import shutil
 import sys
 import tempfile
 
 # The Huawei SDK writes ~/.huaweicloud/application_id when it builds its default User-Agent.
-# We always set our own User-Agent, but keep any such write out of the real home anyway.
+# We always set our own User-Agent, but keep any such write out of the real home anyway, and
+# remove that home again (every run of the suite used to leave one in /tmp).
 os.environ["HOME"] = tempfile.mkdtemp(prefix="cloudquota-vectors-home-")
+atexit.register(shutil.rmtree, os.environ["HOME"], ignore_errors=True)
 
 from huaweicloudsdkcore.auth.credentials import BasicCredentials  # noqa: E402
 from huaweicloudsdkcore.http.http_config import HttpConfig  # noqa: E402
