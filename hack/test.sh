@@ -68,10 +68,11 @@ DONE=()
 FOOTPRINT_GIB=5
 [[ -x "$(hack/build-tools.sh --print-bin-dir)/kube-apiserver" ]] || FOOTPRINT_GIB=10
 free_gib() { df -Pk "${ROOT}" | awk 'NR == 2 { printf "%.1f", $4 / 1048576 }'; }
+free_below() { awk -v f="$(free_gib)" -v n="$1" 'BEGIN { exit !(f < n) }'; } # GIB
 build_gib() { du -sk "${ROOT}/target" "${ROOT}/fuzz/target" 2>/dev/null | awk '{ k += $1 } END { printf "%.1f", k / 1048576 }'; }
 disk_line() { printf 'target/ + fuzz/target/ %s GiB, %s GiB free' "$(build_gib)" "$(free_gib)"; }
 echo "== disk: $(disk_line)"
-if awk -v f="$(free_gib)" -v n="${FOOTPRINT_GIB}" 'BEGIN { exit !(f < n) }'; then
+if free_below "${FOOTPRINT_GIB}"; then
   echo "== WARNING: under ${FOOTPRINT_GIB} GiB free; a full run from a clean checkout may run out of disk" >&2
 fi
 
@@ -94,7 +95,7 @@ report_failure() { # name dir status seconds
   done
   rm -f "${dir}/.tail"
   printf '\n== disk: %s\n' "$(disk_line)"
-  if awk -v f="$(free_gib)" 'BEGIN { exit !(f < 1) }'; then
+  if free_below 1; then
     echo "== the disk is (nearly) full: a linker 'Bus error' (SIGBUS on its mmap'd output) or 'No space left on device' above is this"
   fi
   printf '\n== FAILED: step %s (exit %s). Its logs: %s\n' "${name}" "${rc}" "${dir}"
