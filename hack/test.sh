@@ -65,8 +65,9 @@ DONE=()
 # 4.7), and 5 more when the tools are built the first time (the Go build cache). Out of space, a
 # run fails far from its cause (the linker died of SIGBUS in CI), so free space is printed first,
 # after every step and with a failure.
+TOOLS_BIN="$(hack/build-tools.sh --print-bin-dir)"
 FOOTPRINT_GIB=5
-[[ -x "$(hack/build-tools.sh --print-bin-dir)/kube-apiserver" ]] || FOOTPRINT_GIB=10
+[[ -x "${TOOLS_BIN}/kube-apiserver" ]] || FOOTPRINT_GIB=10
 free_gib() { df -Pk "${ROOT}" | awk 'NR == 2 { printf "%.1f", $4 / 1048576 }'; }
 free_below() { awk -v f="$(free_gib)" -v n="$1" 'BEGIN { exit !(f < n) }'; } # GIB
 build_gib() { du -sk "${ROOT}/target" "${ROOT}/fuzz/target" 2>/dev/null | awk '{ k += $1 } END { printf "%.1f", k / 1048576 }'; }
@@ -187,7 +188,7 @@ if (( QUICK )); then
 else
   step tools build_tools
 fi
-HELM="$(hack/build-tools.sh --print-bin-dir)/helm"
+HELM="${TOOLS_BIN}/helm"
 export HELM
 step unit-integration unit_and_integration
 step gitops hack/gitops-test.sh

@@ -32,6 +32,17 @@ pub fn release_free_memory() {
     }
 }
 
+/// Returns what a start-up burst or a scrape freed to the OS every `period`, on a blocking
+/// thread; runs until its task is dropped with the runtime.
+pub async fn release_free_memory_every(period: std::time::Duration) {
+    let mut every = tokio::time::interval(period);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let _ = tokio::task::spawn_blocking(release_free_memory).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

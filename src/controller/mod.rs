@@ -361,16 +361,9 @@ pub async fn run(client: kube::Client, config: RunConfig) -> Result<(), RunError
         health.clone(),
         shutdown_signal(stop_rx.clone()),
     ));
-    // What a start-up burst or a scrape freed goes back to the OS once a minute (see
-    // src/memory.rs); a few milliseconds on a blocking thread.
-    tokio::spawn(async {
-        let mut every = tokio::time::interval(Duration::from_secs(60));
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
-            let _ = tokio::task::spawn_blocking(crate::memory::release_free_memory).await;
-        }
-    });
+    tokio::spawn(crate::memory::release_free_memory_every(
+        Duration::from_secs(60),
+    ));
     tokio::spawn({
         let stop_tx = stop_tx.clone();
         async move {
